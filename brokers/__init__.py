@@ -1,0 +1,13 @@
+"""The backend, built once from settings: ``taskiq worker brokers:broker tasks`` starts here."""
+
+import taskiq_fastapi
+
+from brokers.factory import Backend, build_backend
+from service.settings import get_settings
+
+backend: Backend = build_backend(get_settings())
+broker = backend.broker
+
+taskiq_fastapi.init(broker, "service.app:create_app")
+
+__all__ = ["Backend", "backend", "broker"]

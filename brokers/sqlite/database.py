@@ -1,0 +1,115 @@
+"""One SQLite database file shared by the queue, the job store, results and schedules.
+
+Several processes may open the same file: WAL lets readers run beside the single writer,
+and every claim is one atomic statement. ``synchronous=NORMAL`` keeps commits durable
+across process crashes (``kill -9``); a power cut may lose the last few commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id      TEXT    NOT NULL,
+    lane         TEXT    NOT NULL,
+    payload      BLOB    NOT NULL,
+    visible_at   REAL    NOT NULL,
+    lease_owner  TEXT,
+    deliveries   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue (lane, visible_at, seq);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT    PRIMARY KEY,
+    tenant        TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    request       TEXT    NOT NULL,
+    progress      TEXT,
+    attempts      INTEGER NOT NULL,
+    max_attempts  INTEGER NOT NULL,
+    created_at    REAL    NOT NULL,
+    started_at    REAL,
+    finished_at   REAL,
+    expires_at    REAL    NOT NULL,
+    error         TEXT,
+    result        TEXT,
+    files_purged  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
+CREATE INDEX IF NOT EXISTS jobs_by_kind ON jobs (tenant, kind, id);
+CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
+
+CREATE TABLE IF NOT EXISTS results (
+    task_id     TEXT PRIMARY KEY,
+    result      BLOB,
+    progress    BLOB,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS results_by_expiry ON results (expires_at);
+
+CREATE TABLE IF NOT EXISTS schedules (
+    schedule_id  TEXT PRIMARY KEY,
+    schedule     TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    schedule_id  TEXT NOT NULL,
+    tick         TEXT NOT NULL,
+    fired_at     REAL NOT NULL,
+    PRIMARY KEY (schedule_id, tick)
+) WITHOUT ROWID;
+"""
+
+
+class Database:
+    """A lazily opened connection to the embedded database, owned by one event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.executescript(SCHEMA)
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements as one write transaction, taking the write lock up front."""
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits to the file."""
+        row = self.connection.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,193 @@
+"""The job store on the embedded database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from brokers.contract import (
+    Admission,
+    DeleteOutcome,
+    JobQuery,
+    JobRecord,
+    PurgeReport,
+)
+from brokers.sqlite.database import Database
+from schemas.jobs import JobError, JobResult, JobStatus, Progress
+
+_COLUMNS = (
+    "id, tenant, kind, status, request, progress, attempts, max_attempts, created_at, "
+    "started_at, finished_at, expires_at, error, result, files_purged"
+)
+_STARTABLE = ("queued", "retrying", "running")
+
+
+def _dump(model: JobError | JobResult | Progress | None) -> str | None:
+    return None if model is None else model.model_dump_json()
+
+
+def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
+    (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
+     started_at, finished_at, expires_at, error, result, files_purged) = row  # fmt: skip
+    return JobRecord(
+        id=job_id,
+        tenant=tenant,
+        kind=kind,
+        status=JobStatus(status),
+        request=json.loads(request),
+        progress=None if progress is None else Progress.model_validate_json(progress),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        created_at=created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        expires_at=expires_at,
+        error=None if error is None else JobError.model_validate_json(error),
+        result=None if result is None else JobResult.model_validate_json(result),
+        files_purged=bool(files_purged),
+    )
+
+
+class SqliteJobStore:
+    """Implements :class:`brokers.contract.JobStore` with one table and three indexes."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def create(self, job: JobRecord) -> None:
+        with self.database.transaction() as conn:
+            self.insert(conn, job)
+
+    @staticmethod
+    def insert(conn: sqlite3.Connection, job: JobRecord) -> None:
+        conn.execute(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                job.id, job.tenant, job.kind, job.status.value, json.dumps(job.request),
+                _dump(job.progress), job.attempts, job.max_attempts, job.created_at,
+                job.started_at, job.finished_at, job.expires_at, _dump(job.error),
+                _dump(job.result), int(job.files_purged),
+            ),
+        )  # fmt: skip
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        row = self.database.connection.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+        clauses = ["tenant = ?"]
+        params: list[Any] = [query.tenant]
+        if query.status is not None:
+            clauses.append("status = ?")
+            params.append(query.status.value)
+        if query.kind is not None:
+            clauses.append("kind = ?")
+            params.append(query.kind)
+        if query.cursor is not None:
+            clauses.append("id < ?")
+            params.append(query.cursor)
+        params.append(query.limit + 1)
+        rows = self.database.connection.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
+            params,
+        ).fetchall()
+        records = [_record(row) for row in rows[: query.limit]]
+        next_cursor = records[-1].id if len(rows) > query.limit else None
+        return records, next_cursor
+
+    async def begin_attempt(self, job_id: str, now: float) -> Admission:
+        with self.database.transaction() as conn:
+            return self.admit_in(conn, job_id, now)
+
+    @staticmethod
+    def admit_in(conn: sqlite3.Connection, job_id: str, now: float) -> Admission:
+        started = conn.execute(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+            "WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts RETURNING id",
+            (now, job_id, *_STARTABLE),
+        ).fetchone()
+        if started is not None:
+            return Admission.RUN
+        row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return Admission.NOT_A_JOB
+        if row[0] in _STARTABLE:
+            lost = JobError(
+                type="worker_lost",
+                message="the worker running this job stopped before it finished, on every attempt",
+                retryable=True,
+            )
+            conn.execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                (now, lost.model_dump_json(), job_id),
+            )
+        return Admission.DROP
+
+    async def finish(
+        self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
+    ) -> bool:
+        status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? "
+                "WHERE id = ? AND status = 'running' RETURNING id",
+                (status.value, now, _dump(result), _dump(error), job_id),
+            ).fetchone()
+        return row is not None
+
+    async def requeue(self, job_id: str) -> bool:
+        with self.database.transaction() as conn:
+            return self.release_in(conn, job_id)
+
+    @staticmethod
+    def release_in(conn: sqlite3.Connection, job_id: str) -> bool:
+        """A released job did not really get its attempt: give it back."""
+        row = conn.execute(
+            "UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0) "
+            "WHERE id = ? AND status = 'running' RETURNING id",
+            (job_id,),
+        ).fetchone()
+        return row is not None
+
+    async def set_progress(self, job_id: str, progress: Progress) -> None:
+        with self.database.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
+                (progress.model_dump_json(), job_id),
+            )
+
+    async def delete(self, job_id: str) -> DeleteOutcome:
+        with self.database.transaction() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return DeleteOutcome.NOT_FOUND
+            if not JobStatus(row[0]).is_terminal:
+                return DeleteOutcome.NOT_FINISHED
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("DELETE FROM results WHERE task_id = ?", (job_id,))
+        return DeleteOutcome.DELETED
+
+    async def discard(self, job_id: str) -> None:
+        with self.database.transaction() as conn:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    async def purge_expired(self, now: float, tombstone_seconds: float) -> PurgeReport:
+        report = PurgeReport()
+        with self.database.transaction() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET files_purged = 1, result = NULL "
+                "WHERE expires_at <= ? AND files_purged = 0 RETURNING id",
+                (now,),
+            ).fetchall()
+            report.files_of = [row[0] for row in rows]
+            report.rows_deleted = conn.execute(
+                "DELETE FROM jobs WHERE expires_at <= ?", (now - tombstone_seconds,)
+            ).rowcount
+            conn.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+        return report
+
+    async def ping(self) -> None:
+        self.database.connection.execute("SELECT 1").fetchone()

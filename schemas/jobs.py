@@ -1,0 +1,99 @@
+"""The job: one schema for every kind, every endpoint and every backend."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobKind(StrEnum):
+    QR = "qr"
+
+
+class Progress(BaseModel):
+    done: int = Field(ge=0, description="Units of work finished.")
+    total: int | None = Field(default=None, ge=0, description="Units of work in all, if known.")
+    message: str | None = Field(default=None, description="What the job is doing now.")
+
+
+class JobProgress(Progress):
+    percent: float | None = Field(default=None, description="done/total as a percentage.")
+
+    @classmethod
+    def of(cls, progress: Progress) -> JobProgress:
+        percent = None
+        if progress.total:
+            percent = round(min(100.0, 100.0 * progress.done / progress.total), 1)
+        return cls(**progress.model_dump(), percent=percent)
+
+
+class JobError(BaseModel):
+    type: str = Field(description="Stable name of the failure, e.g. 'worker_lost'.")
+    message: str = Field(description="What went wrong, for people.")
+    retryable: bool = Field(description="Whether running the job again could succeed.")
+
+
+class ResultFile(BaseModel):
+    id: str
+    name: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(description="Hex digest of the content; also the download's ETag.")
+    url: str | None = Field(default=None, description="Where to download it.")
+
+
+class JobResult(BaseModel):
+    data: dict[str, Any] | None = None
+    files: list[ResultFile] = Field(default_factory=list)
+
+
+class JobLinks(BaseModel):
+    self: str
+    result: str
+
+
+class Job(BaseModel):
+    """A unit of work and everything known about it."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    id: str
+    tenant: str
+    kind: JobKind
+    status: JobStatus
+    progress: JobProgress | None = None
+    attempts: int = Field(ge=0, description="Runs started so far.")
+    max_attempts: int = Field(ge=1)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime
+    error: JobError | None = None
+    result: JobResult | None = None
+    links: JobLinks
+
+
+class JobPage(BaseModel):
+    items: list[Job]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )

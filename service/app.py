@@ -1,0 +1,66 @@
+"""The FastAPI application: ``create_app`` is what uvicorn and taskiq-fastapi load."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from brokers.factory import Backend
+from service.body_limit import BodyLimitMiddleware
+from service.embedded import EmbeddedRuntime
+from service.handlers import install_handlers
+from service.routes import health, jobs, qr
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Offload takes heavy work off the request path: submit a job, get its id at once, "
+    "follow its status and download the result. Errors are RFC 9457 problem details."
+)
+
+
+def create_app(backend: Backend | None = None, *, embedded_worker: bool | None = None) -> FastAPI:
+    if backend is None:
+        from brokers import backend as configured
+
+        backend = configured
+    run_embedded = backend.embedded if embedded_worker is None else embedded_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if backend.broker.is_worker_process:
+            yield
+            return
+        await backend.broker.startup()
+        runtime = EmbeddedRuntime(backend, app) if run_embedded else None
+        if runtime is not None:
+            await runtime.start()
+        logger.info(
+            "Offload API ready on the %s backend; no API keys are configured, so every "
+            "caller is the local tenant",
+            backend.settings.backend,
+        )
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                await runtime.stop()
+            await backend.broker.shutdown()
+
+    app = FastAPI(
+        title="Offload",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    app.state.backend = backend
+    install_handlers(app, backend.unavailable_errors)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=backend.settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(qr.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,101 @@
+"""``offload``: serve the API, run workers, run the scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from service.settings import Settings, SettingsError, get_settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskiq.acks import AcknowledgeType
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
+    status = run_worker(
+        WorkerArgs(
+            broker="brokers:broker",
+            modules=["tasks"],
+            configure_logging=False,
+            workers=args.processes,
+            max_async_tasks=settings.worker_concurrency,
+            max_threadpool_threads=settings.worker_concurrency,
+            ack_type=AcknowledgeType.WHEN_SAVED,
+            wait_tasks_timeout=settings.shutdown_grace_seconds,
+            shutdown_timeout=settings.shutdown_grace_seconds + 5,
+        )
+    )
+    return status or 0
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from taskiq.cli.scheduler.args import SchedulerArgs
+    from taskiq.cli.scheduler.run import run_scheduler
+
+    asyncio.run(
+        run_scheduler(
+            SchedulerArgs(
+                scheduler="scheduler:scheduler",
+                modules=["tasks"],
+                configure_logging=False,
+                update_interval=args.update_interval,
+            )
+        )
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offload", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="the API; on the embedded default also a worker and the scheduler"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="worker processes that run jobs")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes to start")
+    worker.set_defaults(run=_worker)
+    scheduler = commands.add_parser("scheduler", help="fires cron schedules")
+    scheduler.add_argument(
+        "--update-interval", type=int, default=10, help="seconds between schedule reloads"
+    )
+    scheduler.set_defaults(run=_scheduler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        print(f"offload: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    from service.logs import configure_logging
+
+    configure_logging(settings)
+    return int(args.run(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""RFC 9457 problem details: one error base, a subclass per case, one renderer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+PROBLEM_TYPE_PREFIX = "urn:offload:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the input at fault, e.g. 'data' or 'scale'.")
+    message: str
+
+
+class Problem(BaseModel):
+    type: str = Field(description="Stable identifier of the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="For validation problems: each field at fault."
+    )
+
+
+class ProblemError(Exception):
+    status = 500
+    name = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers or {}
+
+    def problem(self, instance: str | None = None) -> Problem:
+        return Problem(
+            type=PROBLEM_TYPE_PREFIX + self.name,
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            instance=instance,
+        )
+
+
+class JobNotFoundError(ProblemError):
+    status = 404
+    name = "job-not-found"
+    title = "No such job"
+
+
+class ResultNotReadyError(ProblemError):
+    status = 409
+    name = "result-not-ready"
+    title = "The job has not finished"
+
+
+class JobNotFinishedError(ProblemError):
+    status = 409
+    name = "job-not-finished"
+    title = "The job has not finished"
+
+
+class JobFailedError(ProblemError):
+    status = 409
+    name = "job-failed"
+    title = "The job failed; it has no result"
+
+
+class ResultGoneError(ProblemError):
+    status = 410
+    name = "result-expired"
+    title = "The result has expired"
+
+
+class PayloadTooLargeError(ProblemError):
+    status = 413
+    name = "payload-too-large"
+    title = "Request body too large"
+
+
+class BackendUnavailableError(ProblemError):
+    status = 503
+    name = "backend-unavailable"
+    title = "The job backend is unavailable"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def validation_problem(errors: list[FieldError], instance: str | None = None) -> Problem:
+    return Problem(
+        type=PROBLEM_TYPE_PREFIX + "validation-error",
+        title="The request is not valid",
+        status=422,
+        detail="; ".join(f"{e.field}: {e.message}" for e in errors),
+        instance=instance,
+        errors=errors,
+    )
+
+
+def documented(*errors: type[ProblemError], validation: bool = False) -> dict[int | str, Any]:
+    """The ``responses=`` of a route: each problem it can answer, in problem+json."""
+    responses: dict[int | str, Any] = {}
+    statuses = sorted({error.status for error in errors} | ({422} if validation else set()))
+    for status in statuses:
+        titles = [e.title for e in errors if e.status == status] or ["The request is not valid"]
+        responses[status] = {
+            "model": Problem,
+            "description": " / ".join(titles),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return responses

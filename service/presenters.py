@@ -1,0 +1,40 @@
+"""Turns stored jobs into the API's ``Job`` schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from brokers.contract import JobRecord
+from schemas.jobs import Job, JobKind, JobLinks, JobProgress
+
+
+def _when(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def job_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def present_job(record: JobRecord) -> Job:
+    result = record.result.model_copy(deep=True) if record.result else None
+    if result is not None:
+        for file in result.files:
+            file.url = f"{job_path(record.id)}/result"
+    progress = record.progress
+    return Job(
+        id=record.id,
+        tenant=record.tenant,
+        kind=JobKind(record.kind),
+        status=record.status,
+        progress=None if progress is None else JobProgress.of(progress),
+        attempts=record.attempts,
+        max_attempts=record.max_attempts,
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        started_at=_when(record.started_at),
+        finished_at=_when(record.finished_at),
+        expires_at=datetime.fromtimestamp(record.expires_at, UTC),
+        error=record.error,
+        result=result,
+        links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
+    )

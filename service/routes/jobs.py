@@ -1,0 +1,178 @@
+"""Job endpoints: submit, read, list, download, delete."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
+
+from brokers.contract import DeleteOutcome, JobQuery, JobRecord
+from schemas.jobs import Job, JobKind, JobPage, JobStatus
+from schemas.qr import QrOptions
+from service.deps import BackendDep, TenantDep
+from service.errors import (
+    BackendUnavailableError,
+    JobFailedError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    ResultGoneError,
+    ResultNotReadyError,
+    documented,
+)
+from service.presenters import present_job
+from service.submission import submit_job
+from tasks.qr import render_qr_job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+BINARY = {"type": "string", "format": "binary"}
+JobId = Annotated[str, Path(description="The job's id.", pattern=JOB_ID_PATTERN)]
+
+
+async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
+    """A job the tenant may see, or 404 (also once it has expired)."""
+    record = await backend.store.get(job_id)
+    if record is None or record.tenant != tenant or record.is_expired(time.time()):
+        raise JobNotFoundError(f"no job {job_id}")
+    return record
+
+
+@router.post(
+    "/qr",
+    operation_id="create_qr_job",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=documented(PayloadTooLargeError, BackendUnavailableError, validation=True),
+)
+async def create_qr_job(
+    options: QrOptions, backend: BackendDep, tenant: TenantDep, response: Response
+) -> Job:
+    """Queue one QR code to be rendered as PNG, SVG or PDF."""
+    record = await submit_job(
+        backend,
+        render_qr_job,
+        tenant=tenant,
+        kind=JobKind.QR,
+        request=options.model_dump(mode="json"),
+    )
+    job = present_job(record)
+    response.headers["Location"] = job.links.self
+    return job
+
+
+@router.get(
+    "",
+    operation_id="list_jobs",
+    response_model=JobPage,
+    responses=documented(BackendUnavailableError, validation=True),
+)
+async def list_jobs(
+    backend: BackendDep,
+    tenant: TenantDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
+    kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=JOB_ID_PATTERN, description="next_cursor from the previous page."),
+    ] = None,
+) -> JobPage:
+    """List the caller's jobs, newest first."""
+    query = JobQuery(
+        tenant=tenant,
+        status=status,
+        kind=None if kind is None else kind.value,
+        limit=limit,
+        cursor=cursor,
+    )
+    records, next_cursor = await backend.store.list(query)
+    now = time.time()
+    items = [present_job(record) for record in records if not record.is_expired(now)]
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_job",
+    response_model=Job,
+    responses=documented(JobNotFoundError, BackendUnavailableError, validation=True),
+)
+async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
+    """Read a job: its status, progress, error and result."""
+    return present_job(await _find(backend, tenant, job_id))
+
+
+@router.get(
+    "/{job_id}/result",
+    operation_id="get_job_result",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The result file, with its own content type.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        304: {"description": "The file has not changed since the ETag given in If-None-Match."},
+        **documented(
+            JobNotFoundError,
+            ResultNotReadyError,
+            ResultGoneError,
+            BackendUnavailableError,
+            validation=True,
+        ),
+    },
+)
+async def get_job_result(
+    job_id: JobId, request: Request, backend: BackendDep, tenant: TenantDep
+) -> Response:
+    """Download a finished job's result file."""
+    record = await backend.store.get(job_id)
+    if record is None or record.tenant != tenant:
+        raise JobNotFoundError(f"no job {job_id}")
+    if record.is_expired(time.time()) or record.files_purged:
+        raise ResultGoneError(f"the result of job {job_id} has expired")
+    if record.status is JobStatus.FAILED:
+        raise JobFailedError(f"job {job_id} failed: {record.error.message if record.error else ''}")
+    if record.status is not JobStatus.SUCCEEDED or record.result is None:
+        raise ResultNotReadyError(f"job {job_id} is {record.status.value}")
+    if not record.result.files:
+        raise ResultGoneError(f"job {job_id} has no result file")
+    file = record.result.files[0]
+    path = backend.files.path(job_id, file.id)
+    if path is None:
+        raise ResultGoneError(f"the result file of job {job_id} is gone")
+    etag = f'"{file.sha256}"'
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    return FileResponse(
+        path,
+        media_type=file.content_type,
+        filename=file.name,
+        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
+    )
+
+
+@router.delete(
+    "/{job_id}",
+    operation_id="delete_job",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=documented(
+        JobNotFoundError, JobNotFinishedError, BackendUnavailableError, validation=True
+    ),
+)
+async def delete_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Response:
+    """Delete a finished job and its files."""
+    await _find(backend, tenant, job_id)
+    outcome = await backend.store.delete(job_id)
+    if outcome is DeleteOutcome.NOT_FOUND:
+        raise JobNotFoundError(f"no job {job_id}")
+    if outcome is DeleteOutcome.NOT_FINISHED:
+        raise JobNotFinishedError(f"job {job_id} has not finished; it cannot be deleted yet")
+    backend.files.delete(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

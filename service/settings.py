@@ -1,0 +1,118 @@
+"""Offload's settings: one typed object read from ``OFFLOAD_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """Invalid settings; the message names each setting at fault."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFLOAD_", extra="ignore")
+
+    broker_url: str | None = Field(
+        default=None,
+        description=(
+            "Which engine runs the queue and the job store. Unset or sqlite:///PATH: the "
+            "embedded SQLite default (PATH defaults to DATA_DIR/offload.db). redis://...: Redis."
+        ),
+    )
+    data_dir: Path = Field(
+        default=Path("./offload-data"),
+        description="Where the embedded database (unless the URL names one) and result files live.",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a claimed job is held without a heartbeat before another worker "
+        "may take it. Heartbeats renew it every third of this.",
+    )
+    job_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long a job, its result and its files are kept after submission.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        gt=0,
+        description="Largest request body the API accepts; larger ones get 413.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs get to finish before their leases "
+        "are released for another worker.",
+    )
+    worker_concurrency: int = Field(
+        default=8,
+        gt=0,
+        le=1000,
+        description="Jobs one worker process runs at once.",
+    )
+    purge_cron: str = Field(
+        default="*/5 * * * *",
+        description="Cron expression for the maintenance job that purges expired jobs.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log line format: text for people, json for collectors."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest log level written."
+    )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url in (None, ""):
+            return None
+        if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
+        return url
+
+    @field_validator("purge_cron")
+    @classmethod
+    def _five_fields(cls, cron: str) -> str:
+        if len(cron.split()) != 5:
+            raise ValueError("must be a five-field cron expression, e.g. '*/5 * * * *'")
+        return cron
+
+    @property
+    def backend(self) -> Literal["sqlite", "redis"]:
+        if self.broker_url is None or self.broker_url.startswith("sqlite:"):
+            return "sqlite"
+        return "redis"
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.broker_url and self.broker_url.startswith("sqlite:///"):
+            return Path(self.broker_url.removeprefix("sqlite:///"))
+        return self.data_dir / "offload.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"OFFLOAD_{'_'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

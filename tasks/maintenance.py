@@ -1,0 +1,30 @@
+"""Scheduled maintenance: purge expired jobs and their files."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from brokers import backend, broker
+
+logger = logging.getLogger(__name__)
+
+TOMBSTONE_SECONDS = 86400.0
+"""How long an expired job still answers 410 (Gone) for its result before it is forgotten."""
+
+
+@broker.task(
+    task_name="offload.maintenance.purge_expired",
+    schedule=[{"cron": backend.settings.purge_cron, "schedule_id": "maintenance.purge_expired"}],
+)
+async def purge_expired() -> dict[str, int]:
+    report = await backend.store.purge_expired(time.time(), TOMBSTONE_SECONDS)
+    for job_id in report.files_of:
+        backend.files.delete(job_id)
+    if report.files_of or report.rows_deleted:
+        logger.info(
+            "purged files of %d expired jobs, forgot %d",
+            len(report.files_of),
+            report.rows_deleted,
+        )
+    return {"files_purged": len(report.files_of), "jobs_forgotten": report.rows_deleted}

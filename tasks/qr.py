@@ -1,0 +1,26 @@
+"""The QR job: render one code and keep it as the job's result file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskiq import Context, TaskiqDepends
+
+from brokers import backend, broker
+from schemas.jobs import JobResult
+from schemas.qr import QrOptions
+from tasks.qr_render import render_qr
+
+
+@broker.task(task_name="offload.qr.render")
+def render_qr_job(options: QrOptions, context: Context = TaskiqDepends()) -> dict[str, Any]:
+    rendered = render_qr(options)
+    stored = backend.files.save(
+        context.message.task_id,
+        file_id="qr",
+        name=f"qr.{rendered.extension}",
+        content=rendered.content,
+        content_type=rendered.content_type,
+    )
+    result = JobResult(data={"format": options.format.value}, files=[stored])
+    return result.model_dump(mode="json")
