@@ -49,12 +49,14 @@ class EmbeddedRuntime:
             wait_tasks_timeout=settings.shutdown_grace_seconds,
         )
         self._worker = asyncio.create_task(receiver.listen(self._finish), name="offload-worker")
+        self._worker.add_done_callback(_report_crash)
         scheduler = build_scheduler(self.backend)
         for source in scheduler.sources:
             await source.startup()
         self._scheduler = asyncio.create_task(
             SchedulerLoop(scheduler).run(), name="offload-scheduler"
         )
+        self._scheduler.add_done_callback(_report_crash)
         logger.info(
             "embedded worker (%d at once) and scheduler running", settings.worker_concurrency
         )
@@ -74,3 +76,8 @@ class EmbeddedRuntime:
                 logger.warning("jobs still running after %.0f s; releasing them", grace)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("%s stopped", task.get_name(), exc_info=task.exception())
