@@ -4,10 +4,10 @@ import re
 from collections.abc import Iterator
 from enum import StrEnum
 from functools import lru_cache
-from typing import Self
+from typing import Annotated, Self
 
 import qrcode
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from qrcode.exceptions import DataOverflowError
 
@@ -126,6 +126,16 @@ def check_qr_capacity(data: str, level: ErrorCorrection) -> int:
     return int(fit_qr(data, level).version)
 
 
+def _no_text_or_booleans(value: object) -> object:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a whole number, not text or true/false")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_no_text_or_booleans)]
+"""An integer as JSON Schema means it: 49 and 49.0, never "49" or true."""
+
+
 class QrOptions(BaseModel):
     """What to encode and how to draw it."""
 
@@ -167,7 +177,7 @@ class QrOptions(BaseModel):
             "H 30%. Higher levels hold less data."
         ),
     )
-    scale: int = Field(
+    scale: WholeNumber = Field(
         default=10,
         ge=1,
         le=50,
@@ -176,7 +186,7 @@ class QrOptions(BaseModel):
             f"A PNG may have at most {MAX_PNG_PIXELS:,} pixels."
         ),
     )
-    border: int = Field(
+    border: WholeNumber = Field(
         default=4,
         ge=0,
         le=20,

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 
 from service.errors import (
     PROBLEM_TYPE_PREFIX,
@@ -22,6 +23,7 @@ from service.errors import (
 logger = logging.getLogger(__name__)
 
 _SOURCES = {"body", "query", "path", "header", "cookie"}
+_UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
 def field_errors(error: RequestValidationError) -> list[FieldError]:
@@ -47,13 +49,29 @@ async def _on_validation(request: Request, error: Exception) -> Response:
 
 async def _on_http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.detail == _UNPARSEABLE_BODY:
+        unparseable = FieldError(field="body", message="is not valid JSON in UTF-8")
+        return problem_response(validation_problem([unparseable], request.url.path))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     problem = Problem(
         type=PROBLEM_TYPE_PREFIX + f"http-{error.status_code}",
         title=str(error.detail),
         status=error.status_code,
         instance=request.url.path,
     )
-    return problem_response(problem, dict(error.headers or {}))
+    return problem_response(problem, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Starlette names only the first route that matched the path; a client needs them all."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__NONE__"})
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def _on_unexpected(request: Request, error: Exception) -> Response:

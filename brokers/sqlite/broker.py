@@ -62,13 +62,16 @@ class SqliteBroker(AsyncBroker):
 
     async def startup(self) -> None:
         self.database.connection  # noqa: B018 - opens the file and creates the schema
+        self._new_work = asyncio.Event()
         await super().startup()
 
     async def shutdown(self) -> None:
+        """Stop the heartbeat (it outlives ``listen`` while jobs finish) and release the rest."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            if self._heartbeat.get_loop() is asyncio.get_running_loop():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heartbeat
             self._heartbeat = None
         self.release_held()
         await super().shutdown()
@@ -85,8 +88,10 @@ class SqliteBroker(AsyncBroker):
         self._new_work.set()
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._renew_leases_forever())
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(
+                self._renew_leases_forever(), name="offload-heartbeat"
+            )
         while True:
             claimed = self._claim()
             if claimed is None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from brokers.contract import DeleteOutcome, JobQuery, JobRecord
 from schemas.jobs import Job, JobKind, JobPage, JobStatus
@@ -29,6 +30,21 @@ from tasks.qr import render_qr_job
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class JobIdConvertor(Convertor[str]):
+    """Only a 32-hex id routes to a job, so GET /v1/jobs/qr is a 405, not a bad job id."""
+
+    regex = "[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", JobIdConvertor())
 BINARY = {"type": "string", "format": "binary"}
 JobId = Annotated[str, Path(description="The job's id.", pattern=JOB_ID_PATTERN)]
 
@@ -96,7 +112,7 @@ async def list_jobs(
 
 
 @router.get(
-    "/{job_id}",
+    "/{job_id:job_id}",
     operation_id="get_job",
     response_model=Job,
     responses=documented(JobNotFoundError, BackendUnavailableError, validation=True),
@@ -107,7 +123,7 @@ async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
 
 
 @router.get(
-    "/{job_id}/result",
+    "/{job_id:job_id}/result",
     operation_id="get_job_result",
     response_class=FileResponse,
     responses={
@@ -158,7 +174,7 @@ async def get_job_result(
 
 
 @router.delete(
-    "/{job_id}",
+    "/{job_id:job_id}",
     operation_id="delete_job",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,

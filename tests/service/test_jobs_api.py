@@ -103,10 +103,14 @@ async def test_unknown_job_is_a_404_problem(client: httpx.AsyncClient) -> None:
     assert (await client.delete(f"/v1/jobs/{missing}")).status_code == 404
 
 
-async def test_malformed_job_id_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
+async def test_malformed_job_id_is_a_404_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/jobs/not-a-job-id")
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "job_id"
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_wrong_method_on_the_submit_path_is_a_405(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/jobs/qr")).status_code == 405
 
 
 async def test_expired_job_answers_404_and_its_result_410(

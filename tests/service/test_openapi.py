@@ -1,0 +1,49 @@
+"""The OpenAPI contract: stable operation ids, and no request the spec allows makes a 500."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from brokers import backend
+from service.app import create_app
+
+app = create_app(backend, embedded_worker=False)
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+EXPECTED_OPERATIONS = {
+    ("POST", "/v1/jobs/qr"): "create_qr_job",
+    ("GET", "/v1/jobs"): "list_jobs",
+    ("GET", "/v1/jobs/{job_id}"): "get_job",
+    ("GET", "/v1/jobs/{job_id}/result"): "get_job_result",
+    ("DELETE", "/v1/jobs/{job_id}"): "delete_job",
+    ("GET", "/v1/qr"): "render_qr",
+    ("GET", "/healthz"): "get_health",
+    ("GET", "/readyz"): "get_readiness",
+}
+
+
+def test_operation_ids_are_pinned() -> None:
+    """They become SDK method names: renaming one breaks every generated client."""
+    spec = app.openapi()
+    found = {
+        (method.upper(), path): operation["operationId"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert found == EXPECTED_OPERATIONS
+
+
+def test_every_error_response_is_documented_as_problem_json() -> None:
+    spec = app.openapi()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")) and path != "/readyz":
+                    assert "application/problem+json" in response["content"], (method, path, status)
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors_and_only_documented_responses(case: schemathesis.Case) -> None:
+    case.call_and_validate()
