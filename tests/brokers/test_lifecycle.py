@@ -1,0 +1,88 @@
+"""Job outcomes recorded by the lifecycle middleware, through the real embedded worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+
+from brokers import broker
+from brokers.factory import Backend
+from brokers.lifecycle import JobFailure, describe_error
+from schemas.jobs import JobKind
+from service.logs import JsonFormatter
+from service.submission import submit_job
+from tests.support.jobs import wait_for_job
+
+
+class PrinterOnFire(JobFailure):
+    error_type = "printer_on_fire"
+    retryable = True
+
+
+@broker.task(task_name="tests.lifecycle.explode")
+def explode(request: dict[str, str]) -> None:
+    raise PrinterOnFire(request["reason"])
+
+
+@broker.task(task_name="tests.lifecycle.crash")
+async def crash(request: dict[str, str]) -> None:
+    raise ZeroDivisionError("division by zero")
+
+
+@broker.task(task_name="tests.lifecycle.bad_result")
+async def bad_result(request: dict[str, str]) -> int:
+    return 42
+
+
+async def test_a_failing_job_records_why_and_the_worker_goes_on(
+    client: httpx.AsyncClient, embedded_backend: Backend
+) -> None:
+    failing = await submit_job(
+        embedded_backend, explode, tenant="local", kind=JobKind.QR, request={"reason": "smoke"}
+    )
+    job = await wait_for_job(client, failing.id)
+    assert job["status"] == "failed"
+    assert job["error"] == {"type": "printer_on_fire", "message": "smoke", "retryable": True}
+    assert job["result"] is None
+    after = await client.post("/v1/jobs/qr", json={"data": "still alive"})
+    assert (await wait_for_job(client, after.json()["id"]))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("task", "error_type"), [(crash, "zero_division_error"), (bad_result, "invalid_result")]
+)
+async def test_unexpected_errors_fail_the_job_with_a_named_type(
+    client: httpx.AsyncClient, embedded_backend: Backend, task: object, error_type: str
+) -> None:
+    record = await submit_job(
+        embedded_backend,
+        task,
+        tenant="local",
+        kind=JobKind.QR,
+        request={},  # type: ignore[arg-type]
+    )
+    job = await wait_for_job(client, record.id)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == error_type
+    assert job["error"]["retryable"] is False
+
+
+def test_timeouts_are_retryable() -> None:
+    assert describe_error(TimeoutError()).retryable
+
+
+async def test_each_state_change_is_one_structured_log_line(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="offload.jobs")
+    job_id = (await client.post("/v1/jobs/qr", json={"data": "logged"})).json()["id"]
+    await wait_for_job(client, job_id)
+    mine = [r for r in caplog.records if getattr(r, "job_id", None) == job_id]
+    assert [r.status for r in mine] == ["queued", "running", "succeeded"]  # type: ignore[attr-defined]
+    line = json.loads(JsonFormatter().format(mine[-1]))
+    assert line["job_id"] == job_id
+    assert line["status"] == "succeeded"
+    assert line["message"] == f"job {job_id} succeeded"
