@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
+from taskiq import AsyncTaskiqDecoratedTask
 
 from brokers import broker
 from brokers.factory import Backend
@@ -55,7 +57,10 @@ async def test_a_failing_job_records_why_and_the_worker_goes_on(
     ("task", "error_type"), [(crash, "zero_division_error"), (bad_result, "invalid_result")]
 )
 async def test_unexpected_errors_fail_the_job_with_a_named_type(
-    client: httpx.AsyncClient, embedded_backend: Backend, task: object, error_type: str
+    client: httpx.AsyncClient,
+    embedded_backend: Backend,
+    task: AsyncTaskiqDecoratedTask[Any, Any],
+    error_type: str,
 ) -> None:
     record = await submit_job(
         embedded_backend,
