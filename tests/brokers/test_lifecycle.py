@@ -67,7 +67,7 @@ async def test_unexpected_errors_fail_the_job_with_a_named_type(
         task,
         tenant="local",
         kind=JobKind.QR,
-        request={},  # type: ignore[arg-type]
+        request={},
     )
     job = await wait_for_job(client, record.id)
     assert job["status"] == "failed"
