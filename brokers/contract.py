@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+from taskiq import BrokerMessage
+
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 
@@ -74,6 +76,12 @@ class PurgeReport:
     rows_deleted: int = 0
 
 
+class JobSubmitter(Protocol):
+    async def submit(self, job: JobRecord, message: BrokerMessage) -> None:
+        """Store the job and queue its message atomically: both happen or neither does."""
+        ...
+
+
 class JobStore(Protocol):
     """Durable job state. Every transition is guarded, so redelivery cannot rewind a job."""
 
@@ -105,10 +113,6 @@ class JobStore(Protocol):
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         """Remove a finished job; refuse one that has not finished."""
-        ...
-
-    async def discard(self, job_id: str) -> None:
-        """Remove a job whatever its state (one stored but never queued)."""
         ...
 
     async def purge_expired(self, now: float, tombstone_seconds: float) -> PurgeReport:

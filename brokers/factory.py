@@ -9,7 +9,7 @@ from pathlib import Path
 from taskiq import AsyncBroker, ScheduleSource
 from taskiq.schedule_sources import LabelScheduleSource
 
-from brokers.contract import JobStore
+from brokers.contract import JobStore, JobSubmitter
 from brokers.files import LocalFileStore
 from brokers.lifecycle import JobLifecycleMiddleware
 from brokers.schedules import OncePerTick
@@ -18,6 +18,7 @@ from brokers.sqlite.database import Database
 from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
 from brokers.sqlite.store import SqliteJobStore
+from brokers.sqlite.submitter import SqliteJobSubmitter
 from service.settings import Settings, SettingsError
 
 
@@ -26,6 +27,7 @@ class Backend:
     settings: Settings
     broker: AsyncBroker
     store: JobStore
+    submitter: JobSubmitter
     files: LocalFileStore
     schedule_sources: list[ScheduleSource] = field(default_factory=list)
     database: Database | None = None
@@ -53,16 +55,16 @@ def build_backend(settings: Settings) -> Backend:
 def _build_sqlite(settings: Settings) -> Backend:
     database = Database(settings.sqlite_path)
     store = SqliteJobStore(database)
-    broker = (
-        SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store)
-        .with_result_backend(SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds))
-        .with_middlewares(JobLifecycleMiddleware(store))
-    )
+    broker = SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store)
+    broker.with_result_backend(
+        SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds)
+    ).with_middlewares(JobLifecycleMiddleware(store))
     ledger = SqliteTickLedger(database)
     return Backend(
         settings=settings,
         broker=broker,
         store=store,
+        submitter=SqliteJobSubmitter(broker),
         files=LocalFileStore(settings.files_dir),
         schedule_sources=[
             OncePerTick(LabelScheduleSource(broker), ledger),

@@ -78,13 +78,20 @@ class SqliteBroker(AsyncBroker):
         self.database.close()
 
     async def kick(self, message: BrokerMessage) -> None:
+        with self.database.transaction() as conn:
+            self.enqueue_in(conn, message)
+        self.wake()
+
+    def enqueue_in(self, conn: sqlite3.Connection, message: BrokerMessage) -> None:
         lane = str(message.labels.get("lane", DEFAULT_LANE))
         delay = float(message.labels.get("delay", 0) or 0)
-        with self.database.transaction() as conn:
-            conn.execute(
-                "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                (message.task_id, lane, message.message, self.clock() + delay),
-            )
+        conn.execute(
+            "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
+            (message.task_id, lane, message.message, self.clock() + delay),
+        )
+
+    def wake(self) -> None:
+        """Tell this process's listener that there is new work."""
         self._new_work.set()
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:

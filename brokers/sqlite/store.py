@@ -170,10 +170,6 @@ class SqliteJobStore:
             conn.execute("DELETE FROM results WHERE task_id = ?", (job_id,))
         return DeleteOutcome.DELETED
 
-    async def discard(self, job_id: str) -> None:
-        with self.database.transaction() as conn:
-            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-
     async def purge_expired(self, now: float, tombstone_seconds: float) -> PurgeReport:
         report = PurgeReport()
         with self.database.transaction() as conn:
