@@ -5,13 +5,24 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, ScheduleSource
 from taskiq.schedule_sources import LabelScheduleSource
+from taskiq.serializers import JSONSerializer
+from taskiq_redis import ListRedisScheduleSource, RedisAsyncResultBackend
 
 from brokers.contract import JobStore, JobSubmitter
 from brokers.files import LocalFileStore
 from brokers.lifecycle import JobLifecycleMiddleware
+from brokers.redis.broker import OffloadStreamBroker
+from brokers.redis.keys import Keys
+from brokers.redis.schedules import RedisTickLedger
+from brokers.redis.store import RedisJobStore
+from brokers.redis.submitter import RedisJobSubmitter
 from brokers.schedules import OncePerTick
 from brokers.sqlite.broker import SqliteBroker
 from brokers.sqlite.database import Database
@@ -19,7 +30,9 @@ from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
 from brokers.sqlite.store import SqliteJobStore
 from brokers.sqlite.submitter import SqliteJobSubmitter
-from service.settings import Settings, SettingsError
+from service.settings import Settings
+
+BACKEND_STATE_KEY = "offload_backend"
 
 
 @dataclass
@@ -31,8 +44,12 @@ class Backend:
     files: LocalFileStore
     schedule_sources: list[ScheduleSource] = field(default_factory=list)
     database: Database | None = None
+    redis: Redis | None = None
     unavailable_errors: tuple[type[Exception], ...] = (OSError,)
     """Errors that mean "the backend cannot be reached now": the API answers 503."""
+
+    def __post_init__(self) -> None:
+        setattr(self.broker.state, BACKEND_STATE_KEY, self)
 
     @property
     def embedded(self) -> bool:
@@ -45,11 +62,21 @@ class Backend:
             self.database.path = data_dir / "offload.db"
         self.files.root = data_dir / "files"
 
+    def adopt_tasks(self, source: AsyncBroker) -> None:
+        """Register every task of ``source`` on this backend's broker (tests, benchmarks)."""
+        for task in source.get_all_tasks().values():
+            self.broker.register_task(task.original_func, task.task_name, **task.labels)
+
+    async def close(self) -> None:
+        """Release connections that the broker's shutdown does not own."""
+        if self.redis is not None:
+            await self.redis.aclose()
+
 
 def build_backend(settings: Settings) -> Backend:
     if settings.backend == "sqlite":
         return _build_sqlite(settings)
-    raise SettingsError("OFFLOAD_BROKER_URL: the Redis backend is not available in this build")
+    return _build_redis(settings)
 
 
 def _build_sqlite(settings: Settings) -> Backend:
@@ -72,4 +99,53 @@ def _build_sqlite(settings: Settings) -> Backend:
         ],
         database=database,
         unavailable_errors=(sqlite3.OperationalError, OSError),
+    )
+
+
+def _build_redis(settings: Settings) -> Backend:
+    url = str(settings.broker_url)
+    keys = Keys(settings.redis_prefix)
+    # Bounded waits: a dead or stuck Redis gives an error in seconds, never a hang. One
+    # immediate retry on a connection error replaces a pooled connection that a Redis
+    # restart closed, so the first request after an outage does not fail.
+    timeouts: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_timeout_seconds,
+        "socket_timeout": settings.redis_timeout_seconds + 1.0,
+        "retry_on_error": [RedisConnectionError],
+    }
+    redis = Redis.from_url(url, decode_responses=True, **timeouts)
+    store = RedisJobStore(redis, keys)
+    broker = OffloadStreamBroker(
+        url,
+        keys=keys,
+        lease_seconds=settings.lease_seconds,
+        gate=store.begin_attempt,
+        release=store.requeue,
+        **timeouts,
+    )
+    broker.with_result_backend(
+        RedisAsyncResultBackend(
+            url,
+            serializer=JSONSerializer(),
+            result_ex_time=settings.job_ttl_seconds,
+            prefix_str=f"{keys.prefix}:result",
+            **timeouts,
+        )
+    ).with_middlewares(JobLifecycleMiddleware(store))
+    ledger = RedisTickLedger(redis, keys)
+    schedules = ListRedisScheduleSource(
+        url, prefix=keys.schedules, serializer=JSONSerializer(), **timeouts
+    )
+    return Backend(
+        settings=settings,
+        broker=broker,
+        store=store,
+        submitter=RedisJobSubmitter(redis, store, broker),
+        files=LocalFileStore(settings.files_dir),
+        schedule_sources=[
+            OncePerTick(LabelScheduleSource(broker), ledger),
+            OncePerTick(schedules, ledger),
+        ],
+        redis=redis,
+        unavailable_errors=(RedisConnectionError, RedisTimeoutError, OSError),
     )

@@ -35,6 +35,18 @@ class Settings(BaseSettings):
         description="How long a claimed job is held without a heartbeat before another worker "
         "may take it. Heartbeats renew it every third of this.",
     )
+    redis_prefix: str = Field(
+        default="offload",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every Redis key Offload writes, so several deployments can "
+        "share one Redis.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long a Redis connect or command may take before the API answers 503.",
+    )
     job_ttl_seconds: int = Field(
         default=7 * 24 * 3600,
         gt=0,

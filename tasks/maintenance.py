@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from brokers import backend, broker
+from brokers import broker
+from service.settings import get_settings
+from tasks.deps import BackendDep
 
 logger = logging.getLogger(__name__)
 
@@ -15,9 +17,9 @@ TOMBSTONE_SECONDS = 86400.0
 
 @broker.task(
     task_name="offload.maintenance.purge_expired",
-    schedule=[{"cron": backend.settings.purge_cron, "schedule_id": "maintenance.purge_expired"}],
+    schedule=[{"cron": get_settings().purge_cron, "schedule_id": "maintenance.purge_expired"}],
 )
-async def purge_expired() -> dict[str, int]:
+async def purge_expired(backend: BackendDep) -> dict[str, int]:
     report = await backend.store.purge_expired(time.time(), TOMBSTONE_SECONDS)
     for job_id in report.files_of:
         backend.files.delete(job_id)

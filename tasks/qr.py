@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskiq import Context, TaskiqDepends
-
-from brokers import backend, broker
+from brokers import broker
 from schemas.jobs import JobResult
 from schemas.qr import QrOptions
+from tasks.deps import BackendDep, ContextDep
 from tasks.qr_render import render_qr
 
 
 @broker.task(task_name="offload.qr.render")
-def render_qr_job(options: QrOptions, context: Context = TaskiqDepends()) -> dict[str, Any]:
+def render_qr_job(options: QrOptions, backend: BackendDep, context: ContextDep) -> dict[str, Any]:
     rendered = render_qr(options)
     stored = backend.files.save(
         context.message.task_id,

@@ -1,0 +1,45 @@
+"""Key names of the Redis backend, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "offload"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:queue"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def index(self, tenant: str, status: str | None = None, kind: str | None = None) -> str:
+        """The sorted set of job ids (ordered by id, i.e. by creation) for one listing."""
+        key = f"{self.prefix}:idx:{tenant}"
+        if status is not None:
+            key += f":s:{status}"
+        if kind is not None:
+            key += f":k:{kind}"
+        return key
+
+    @property
+    def files_expiry(self) -> str:
+        return f"{self.prefix}:expiry:files"
+
+    @property
+    def rows_expiry(self) -> str:
+        return f"{self.prefix}:expiry:rows"
+
+    def tick(self, schedule_id: str, tick: str) -> str:
+        return f"{self.prefix}:tick:{schedule_id}:{tick}"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}:schedules"
