@@ -40,10 +40,10 @@ async def bad_result(request: dict[str, str]) -> int:
 
 
 async def test_a_failing_job_records_why_and_the_worker_goes_on(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
     failing = await submit_job(
-        embedded_backend, explode, tenant="local", kind=JobKind.QR, request={"reason": "smoke"}
+        any_backend, explode, tenant="local", kind=JobKind.QR, request={"reason": "smoke"}
     )
     job = await wait_for_job(client, failing.id)
     assert job["status"] == "failed"
@@ -58,12 +58,12 @@ async def test_a_failing_job_records_why_and_the_worker_goes_on(
 )
 async def test_unexpected_errors_fail_the_job_with_a_named_type(
     client: httpx.AsyncClient,
-    embedded_backend: Backend,
+    any_backend: Backend,
     task: AsyncTaskiqDecoratedTask[Any, Any],
     error_type: str,
 ) -> None:
     record = await submit_job(
-        embedded_backend,
+        any_backend,
         task,
         tenant="local",
         kind=JobKind.QR,

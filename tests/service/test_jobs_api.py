@@ -84,9 +84,9 @@ async def test_result_etag_revalidates_with_304(client: httpx.AsyncClient) -> No
 
 
 async def test_result_of_an_unfinished_job_is_a_409_problem(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await _store_job(embedded_backend, status=JobStatus.QUEUED)
+    record = await _store_job(any_backend, status=JobStatus.QUEUED)
     response = await client.get(f"/v1/jobs/{record.id}/result")
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM
@@ -114,9 +114,9 @@ async def test_wrong_method_on_the_submit_path_is_a_405(client: httpx.AsyncClien
 
 
 async def test_expired_job_answers_404_and_its_result_410(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await _store_job(embedded_backend, status=JobStatus.SUCCEEDED, expired=True)
+    record = await _store_job(any_backend, status=JobStatus.SUCCEEDED, expired=True)
     assert (await client.get(f"/v1/jobs/{record.id}")).status_code == 404
     gone = await client.get(f"/v1/jobs/{record.id}/result")
     assert gone.status_code == 410
@@ -124,20 +124,20 @@ async def test_expired_job_answers_404_and_its_result_410(
 
 
 async def test_delete_removes_a_finished_job_and_its_files(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
     job = await wait_for_job(client, str((await submit(client))["id"]))
-    assert embedded_backend.files.path(job["id"], "qr") is not None
+    assert any_backend.files.path(job["id"], "qr") is not None
     response = await client.delete(f"/v1/jobs/{job['id']}")
     assert response.status_code == 204
-    assert embedded_backend.files.path(job["id"], "qr") is None
+    assert any_backend.files.path(job["id"], "qr") is None
     assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 404
 
 
 async def test_delete_refuses_a_running_job_with_409(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await _store_job(embedded_backend, status=JobStatus.RUNNING)
+    record = await _store_job(any_backend, status=JobStatus.RUNNING)
     response = await client.delete(f"/v1/jobs/{record.id}")
     assert response.status_code == 409
     assert response.json()["type"] == "urn:offload:problem:job-not-finished"
@@ -145,9 +145,9 @@ async def test_delete_refuses_a_running_job_with_409(
 
 
 async def test_list_is_newest_first_and_pages_with_a_cursor(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    ids = [(await _store_job(embedded_backend, status=JobStatus.SUCCEEDED)).id for _ in range(5)]
+    ids = [(await _store_job(any_backend, status=JobStatus.SUCCEEDED)).id for _ in range(5)]
     seen: list[str] = []
     cursor = None
     while True:
@@ -164,10 +164,10 @@ async def test_list_is_newest_first_and_pages_with_a_cursor(
 
 
 async def test_list_filters_by_status_and_kind(
-    client: httpx.AsyncClient, embedded_backend: Backend
+    client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    failed = await _store_job(embedded_backend, status=JobStatus.FAILED)
-    await _store_job(embedded_backend, status=JobStatus.SUCCEEDED)
+    failed = await _store_job(any_backend, status=JobStatus.FAILED)
+    await _store_job(any_backend, status=JobStatus.SUCCEEDED)
     page = (await client.get("/v1/jobs", params={"status": "failed", "kind": "qr"})).json()
     assert [item["id"] for item in page["items"]] == [failed.id]
     assert (await client.get("/v1/jobs", params={"status": "queued"})).json()["items"] == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -41,6 +45,17 @@ def test_every_error_response_is_documented_as_problem_json() -> None:
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")) and path != "/readyz":
                     assert "application/problem+json" in response["content"], (method, path, status)
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_inside_ast_parsing() -> Iterator[None]:
+    """Hypothesis and pytest's rewriter parse source while schemathesis runs. On CPython 3.11
+    a garbage collection inside that parse can run a finalizer that parses too, and the
+    interpreter then raises "AST constructor recursion depth mismatch" (cpython#106905)."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @schema.parametrize()

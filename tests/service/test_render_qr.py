@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 from pyzbar.pyzbar import decode
 
+from brokers.factory import Backend
+
 
 async def test_returns_a_png_that_decodes(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/qr", params={"data": "fast path ✓", "scale": 4})
@@ -55,8 +57,9 @@ async def test_bad_query_is_a_422_naming_the_field(
     assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
-async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+async def test_health_and_readiness(client: httpx.AsyncClient, any_backend: Backend) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "backend": "sqlite", "checks": {"store": "ok"}}
+    expected = {"status": "ok", "backend": any_backend.settings.backend, "checks": {"store": "ok"}}
+    assert ready.json() == expected
