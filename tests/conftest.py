@@ -11,22 +11,12 @@ os.environ["OFFLOAD_DATA_DIR"] = str(_SESSION_DIR / "default")
 os.environ.pop("OFFLOAD_BROKER_URL", None)
 os.environ.setdefault("OFFLOAD_LEASE_SECONDS", "30")
 
-import uuid  # noqa: E402
-
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402
-
-import anyio  # noqa: E402
-
-# anyio imports its parts on first use and parses their source with ast to do so. CPython
-# 3.11 breaks ("AST constructor recursion depth mismatch") when two threads build ASTs at
-# once, e.g. a job thread importing anyio's file helpers while hypothesis parses a lambda.
-# Importing it all now, on the main thread, leaves nothing to parse later.
-for _module in pkgutil.walk_packages(anyio.__path__, "anyio."):
-    if "trio" not in _module.name and "pytest" not in _module.name:
-        importlib.import_module(_module.name)
+import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
+import anyio  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
@@ -36,6 +26,14 @@ from brokers.factory import Backend, build_backend  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
+
+# anyio imports its parts on first use and parses their source with ast to do so. CPython
+# 3.11 breaks ("AST constructor recursion depth mismatch") when two threads build ASTs at
+# once, e.g. a job thread importing anyio's file helpers while hypothesis parses a lambda.
+# Importing it all now, on the main thread, leaves nothing to parse later.
+for _module in pkgutil.walk_packages(anyio.__path__, "anyio."):
+    if "trio" not in _module.name and "pytest" not in _module.name:
+        importlib.import_module(_module.name)
 
 
 @pytest.fixture(scope="session")
