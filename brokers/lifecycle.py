@@ -7,6 +7,7 @@ ended, at most once, and writes one log line per state change.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -58,6 +59,8 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
     async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         if JOB_KIND_LABEL not in message.labels:
             return
+        if isinstance(result.error, asyncio.CancelledError):
+            return  # stopped by shutdown, not failed: the broker hands the job back
         outcome: JobResult | None = None
         error: JobError | None = None
         if result.is_err and result.error is not None:

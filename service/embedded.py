@@ -75,7 +75,7 @@ class EmbeddedRuntime:
             except (TimeoutError, asyncio.CancelledError):
                 logger.warning("jobs still running after %.0f s; releasing them", grace)
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=False, cancel_futures=False)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -154,7 +154,11 @@ class SqliteBroker(AsyncBroker):
     async def _ack(self, seq: int, deliveries: int) -> None:
         self._held.pop(seq, None)
         with self.database.transaction() as conn:
-            conn.execute("DELETE FROM queue WHERE seq = ? AND deliveries = ?", (seq, deliveries))
+            # A row released at shutdown is no longer ours, even if its job finishes late.
+            conn.execute(
+                "DELETE FROM queue WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+                (seq, deliveries, self.consumer_id),
+            )
 
     async def _renew_leases_forever(self) -> None:
         while True:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from taskiq import AsyncTaskiqDecoratedTask
+from taskiq import AsyncTaskiqDecoratedTask, TaskiqMessage, TaskiqResult
 
 from brokers import broker
+from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend
-from brokers.lifecycle import JobFailure, describe_error
-from schemas.jobs import JobKind
+from brokers.lifecycle import JOB_KIND_LABEL, JobFailure, JobLifecycleMiddleware, describe_error
+from brokers.sqlite.database import Database
+from brokers.sqlite.store import SqliteJobStore
+from schemas.jobs import JobKind, JobStatus
 from service.logs import JsonFormatter
 from service.submission import submit_job
 from tests.support.jobs import wait_for_job
@@ -91,3 +97,23 @@ async def test_each_state_change_is_one_structured_log_line(
     assert line["job_id"] == job_id
     assert line["status"] == "succeeded"
     assert line["message"] == f"job {job_id} succeeded"
+
+
+async def test_a_job_cut_short_by_shutdown_is_not_recorded_as_failed(tmp_path: Path) -> None:
+    store = SqliteJobStore(Database(tmp_path / "offload.db"))
+    now = time.time()
+    job = JobRecord(
+        id=new_job_id(now), tenant="local", kind="qr", request={}, created_at=now,
+        expires_at=now + 60, max_attempts=3,
+    )  # fmt: skip
+    await store.create(job)
+    await store.begin_attempt(job.id, now)
+    message = TaskiqMessage(
+        task_id=job.id, task_name="t", labels={JOB_KIND_LABEL: "qr"}, args=[], kwargs={}
+    )
+    cancelled: TaskiqResult[None] = TaskiqResult(
+        is_err=True, return_value=None, execution_time=0.1, error=asyncio.CancelledError()
+    )
+    await JobLifecycleMiddleware(store).post_execute(message, cancelled)
+    record = await store.get(job.id)
+    assert record is not None and record.status is JobStatus.RUNNING and record.error is None

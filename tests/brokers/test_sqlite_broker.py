@@ -185,6 +185,18 @@ async def test_shutdown_hands_unfinished_jobs_back_at_once(make_broker: BrokerFa
     assert (await next_message(staying, timeout=2)).data == job_id.encode()
 
 
+async def test_a_late_ack_does_not_remove_a_released_job(make_broker: BrokerFactory) -> None:
+    """A job still running when shutdown released it may finish later; its ack must not
+    delete the row that now belongs to the next worker."""
+    broker = make_broker()
+    await broker.startup()
+    await kick(broker, "late")
+    message = await next_message(broker)
+    broker.release_held()
+    await message.ack()  # type: ignore[misc]
+    assert queue_rows(broker) == 1
+
+
 async def test_a_finished_job_delivered_again_is_dropped(make_broker: BrokerFactory) -> None:
     broker = make_broker()
     await broker.startup()
