@@ -28,6 +28,7 @@ from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from brokers.contract import Admission
+from brokers.heartbeat import Heartbeat, consumer_name
 from brokers.redis.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -79,22 +80,18 @@ class OffloadStreamBroker(RedisStreamBroker):
         self.gate = gate
         self.release = release
         self._held: dict[str, tuple[bytes, bytes]] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(self.renew_leases, lease_seconds / 3, UNAVAILABLE)
         self._group_ready = False
 
     async def startup(self) -> None:
         """Start even when Redis is down; the group is made on first contact instead."""
         await super(RedisStreamBroker, self).startup()
+        self.consumer_name = consumer_name()  # worker processes are forked after __init__
         with contextlib.suppress(*UNAVAILABLE):
             await self._ensure_group()
 
     async def shutdown(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            if self._heartbeat.get_loop() is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heartbeat
-            self._heartbeat = None
+        await self._heartbeat.stop()
         with contextlib.suppress(*UNAVAILABLE):
             await self.release_held()
         await super().shutdown()
@@ -121,8 +118,7 @@ class OffloadStreamBroker(RedisStreamBroker):
         return {b"data": message.message, b"task_id": message.task_id}
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:  # type: ignore[override]
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(self._renew_forever(), name="offload-heartbeat")
+        self._heartbeat.ensure_running()
         pause = 0.1
         while True:
             try:
@@ -190,14 +186,6 @@ class OffloadStreamBroker(RedisStreamBroker):
             pipe.xack(self.queue_name, self.consumer_group_name, entry_id)
             pipe.xdel(self.queue_name, entry_id)
             await pipe.execute()
-
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                await self.renew_leases()
-            except UNAVAILABLE as error:
-                logger.warning("could not renew job leases (%s); will try again", error)
 
     async def renew_leases(self) -> int:
         if not self._held:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -22,6 +21,7 @@ from typing import Protocol
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 
 from brokers.contract import Admission
+from brokers.heartbeat import Heartbeat, consumer_name
 from brokers.sqlite.database import Database
 
 logger = logging.getLogger(__name__)
@@ -55,24 +55,20 @@ class SqliteBroker(AsyncBroker):
         self.gate = gate
         self.poll_seconds = poll_seconds
         self.clock = clock
-        self.consumer_id = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        self.consumer_id = consumer_name()
         self._held: dict[int, tuple[int, str]] = {}
         self._new_work = asyncio.Event()
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(self._renew, lease_seconds / 3, (sqlite3.Error,))
 
     async def startup(self) -> None:
         self.database.connection  # noqa: B018 - opens the file and creates the schema
+        self.consumer_id = consumer_name()  # worker processes are forked after __init__
         self._new_work = asyncio.Event()
         await super().startup()
 
     async def shutdown(self) -> None:
         """Stop the heartbeat (it outlives ``listen`` while jobs finish) and release the rest."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            if self._heartbeat.get_loop() is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heartbeat
-            self._heartbeat = None
+        await self._heartbeat.stop()
         self.release_held()
         await super().shutdown()
         self.database.close()
@@ -95,10 +91,7 @@ class SqliteBroker(AsyncBroker):
         self._new_work.set()
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(
-                self._renew_leases_forever(), name="offload-heartbeat"
-            )
+        self._heartbeat.ensure_running()
         while True:
             claimed = self._claim()
             if claimed is None:
@@ -160,13 +153,8 @@ class SqliteBroker(AsyncBroker):
                 (seq, deliveries, self.consumer_id),
             )
 
-    async def _renew_leases_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                self.renew_leases()
-            except sqlite3.Error:
-                logger.exception("could not renew job leases; will try again")
+    async def _renew(self) -> None:
+        self.renew_leases()
 
     def renew_leases(self) -> None:
         if not self._held:

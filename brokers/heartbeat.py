@@ -1,0 +1,55 @@
+"""A background beat that renews the leases of the jobs a worker process holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+
+def consumer_name() -> str:
+    """Names this worker process in leases: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Heartbeat:
+    """Calls ``beat`` every ``interval`` seconds; errors in ``transient`` are retried."""
+
+    def __init__(
+        self,
+        beat: Callable[[], Awaitable[object]],
+        interval: float,
+        transient: tuple[type[Exception], ...],
+    ) -> None:
+        self.beat = beat
+        self.interval = interval
+        self.transient = transient
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="offload-heartbeat")
+
+    async def stop(self) -> None:
+        """Stop beating. A beat left over from another event loop (tests) is only cancelled."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        if task.get_loop() is asyncio.get_running_loop():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.beat()
+            except self.transient as error:
+                logger.warning("could not renew job leases (%s); will try again", error)
