@@ -2,6 +2,7 @@
 
 import taskiq_fastapi
 
+from brokers.dependencies import freeze_overrides_on_worker_startup
 from brokers.factory import Backend, build_backend
 from service.settings import get_settings
 
@@ -9,5 +10,6 @@ backend: Backend = build_backend(get_settings())
 broker = backend.broker
 
 taskiq_fastapi.init(broker, "service.app:create_app")
+freeze_overrides_on_worker_startup(broker)
 
 __all__ = ["Backend", "backend", "broker"]

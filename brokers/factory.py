@@ -23,6 +23,7 @@ from brokers.redis.keys import Keys
 from brokers.redis.schedules import RedisTickLedger
 from brokers.redis.store import RedisJobStore
 from brokers.redis.submitter import RedisJobSubmitter
+from brokers.results import JobOutcomesInStore
 from brokers.schedules import OncePerTick
 from brokers.sqlite.broker import SqliteBroker
 from brokers.sqlite.database import Database
@@ -84,7 +85,7 @@ def _build_sqlite(settings: Settings) -> Backend:
     store = SqliteJobStore(database)
     broker = SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store)
     broker.with_result_backend(
-        SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds)
+        JobOutcomesInStore(SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds))
     ).with_middlewares(JobLifecycleMiddleware(store))
     ledger = SqliteTickLedger(database)
     return Backend(
@@ -124,12 +125,14 @@ def _build_redis(settings: Settings) -> Backend:
         **timeouts,
     )
     broker.with_result_backend(
-        RedisAsyncResultBackend(
-            url,
-            serializer=JSONSerializer(),
-            result_ex_time=settings.job_ttl_seconds,
-            prefix_str=f"{keys.prefix}:result",
-            **timeouts,
+        JobOutcomesInStore(
+            RedisAsyncResultBackend(
+                url,
+                serializer=JSONSerializer(),
+                result_ex_time=settings.job_ttl_seconds,
+                prefix_str=f"{keys.prefix}:result",
+                **timeouts,
+            )
         )
     ).with_middlewares(JobLifecycleMiddleware(store))
     ledger = RedisTickLedger(redis, keys)

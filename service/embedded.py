@@ -18,6 +18,7 @@ from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.receiver import Receiver
 from taskiq_fastapi import populate_dependency_context
 
+from brokers.dependencies import freeze_dependency_overrides
 from brokers.factory import Backend
 from scheduler import build_scheduler
 
@@ -37,6 +38,7 @@ class EmbeddedRuntime:
         settings = self.backend.settings
         broker = self.backend.broker
         populate_dependency_context(broker, self.app)
+        freeze_dependency_overrides(broker)
         self._executor = ThreadPoolExecutor(
             max_workers=settings.worker_concurrency, thread_name_prefix="offload-job"
         )

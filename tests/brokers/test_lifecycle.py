@@ -7,11 +7,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from taskiq import AsyncTaskiqDecoratedTask, TaskiqMessage, TaskiqResult
+from fastapi import Request
+from taskiq import AsyncTaskiqDecoratedTask, TaskiqDepends, TaskiqMessage, TaskiqResult
+from taskiq.kicker import AsyncKicker
 
 from brokers import broker
 from brokers.contract import JobRecord, new_job_id
@@ -117,3 +119,35 @@ async def test_a_job_cut_short_by_shutdown_is_not_recorded_as_failed(tmp_path: P
     await JobLifecycleMiddleware(store).post_execute(message, cancelled)
     record = await store.get(job.id)
     assert record is not None and record.status is JobStatus.RUNNING and record.error is None
+
+
+@broker.task(task_name="tests.lifecycle.app_title")
+async def app_title(
+    request: dict[str, str], http: Annotated[Request, TaskiqDepends()]
+) -> dict[str, Any]:
+    return {"data": {"title": http.app.title}, "files": []}
+
+
+async def test_tasks_can_reach_the_fastapi_app_without_per_message_overrides(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    record = await submit_job(any_backend, app_title, tenant="local", kind=JobKind.QR, request={})
+    job = await wait_for_job(client, record.id)
+    assert job["result"]["data"] == {"title": "Offload"}
+    assert any_backend.broker.dependency_overrides == {}
+
+
+@broker.task(task_name="tests.lifecycle.plain")
+async def plain(x: int) -> int:
+    return x * 2
+
+
+async def test_plain_tasks_keep_taskiq_results_and_jobs_keep_theirs_in_the_store(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    kicker: AsyncKicker[[int], int] = AsyncKicker("tests.lifecycle.plain", any_backend.broker, {})
+    kicked = await kicker.kiq(21)
+    assert (await kicked.wait_result(timeout=10)).return_value == 42
+    job_id = (await client.post("/v1/jobs/qr", json={"data": "x"})).json()["id"]
+    assert (await wait_for_job(client, job_id))["status"] == "succeeded"
+    assert not await any_backend.broker.result_backend.is_result_ready(job_id)
