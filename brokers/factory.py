@@ -27,6 +27,7 @@ from brokers.results import JobOutcomesInStore
 from brokers.schedules import OncePerTick
 from brokers.sqlite.broker import SqliteBroker
 from brokers.sqlite.database import Database
+from brokers.sqlite.group_commit import GroupCommit
 from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
 from brokers.sqlite.store import SqliteJobStore
@@ -82,8 +83,9 @@ def build_backend(settings: Settings) -> Backend:
 
 def _build_sqlite(settings: Settings) -> Backend:
     database = Database(settings.sqlite_path)
-    store = SqliteJobStore(database)
-    broker = SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store)
+    group = GroupCommit(database)
+    store = SqliteJobStore(database, group)
+    broker = SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store, group=group)
     broker.with_result_backend(
         JobOutcomesInStore(SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds))
     ).with_middlewares(JobLifecycleMiddleware(store))

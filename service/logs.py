@@ -27,6 +27,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
+    # No format here uses the caller's file, thread or process: skip collecting them
+    # (the logging HOWTO's "Optimization" section); a job logs twice, so it adds up.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())

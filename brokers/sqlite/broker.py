@@ -14,6 +14,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import Protocol
@@ -23,6 +24,7 @@ from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from brokers.contract import Admission
 from brokers.heartbeat import Heartbeat, consumer_name
 from brokers.sqlite.database import Database
+from brokers.sqlite.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class SqliteBroker(AsyncBroker):
         lease_seconds: float,
         lanes: tuple[str, ...] = (DEFAULT_LANE,),
         gate: DeliveryGate | None = None,
+        group: GroupCommit | None = None,
+        prefetch: int = 4,
         poll_seconds: float = 0.002,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -53,10 +57,13 @@ class SqliteBroker(AsyncBroker):
         self.lease_seconds = lease_seconds
         self.lanes = lanes
         self.gate = gate
+        self.group = group or GroupCommit(database)
+        self.prefetch = prefetch
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.consumer_id = consumer_name()
         self._held: dict[int, tuple[int, str]] = {}
+        self._claimed: deque[tuple[int, int, bytes]] = deque()
         self._new_work = asyncio.Event()
         self._heartbeat = Heartbeat(self._renew, lease_seconds / 3, (sqlite3.Error,))
 
@@ -69,6 +76,7 @@ class SqliteBroker(AsyncBroker):
     async def shutdown(self) -> None:
         """Stop the heartbeat (it outlives ``listen`` while jobs finish) and release the rest."""
         await self._heartbeat.stop()
+        self.group.flush()
         self.release_held()
         await super().shutdown()
         self.database.close()
@@ -93,17 +101,20 @@ class SqliteBroker(AsyncBroker):
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
         self._heartbeat.ensure_running()
         while True:
-            claimed = self._claim()
-            if claimed is None:
+            if not self._claimed:
+                self._claimed.extend(self._claim(self.prefetch))
+            if not self._claimed:
                 await self._wait_for_work()
                 continue
-            seq, deliveries, payload = claimed
+            seq, deliveries, payload = self._claimed.popleft()
             yield AckableMessage(data=payload, ack=partial(self._ack, seq, deliveries))
 
-    def _claim(self) -> tuple[int, int, bytes] | None:
+    def _claim(self, limit: int) -> list[tuple[int, int, bytes]]:
+        """Lease up to ``limit`` ready rows, earliest lane first, in one transaction."""
+        claimed: list[tuple[int, int, bytes]] = []
         with self.database.transaction() as conn:
             for lane in self.lanes:
-                while True:
+                while len(claimed) < limit:
                     now = self.clock()
                     row = conn.execute(
                         "UPDATE queue SET visible_at = ?, lease_owner = ?, "
@@ -120,8 +131,8 @@ class SqliteBroker(AsyncBroker):
                         conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
                         continue
                     self._held[seq] = (deliveries, task_id)
-                    return seq, deliveries, bytes(payload)
-        return None
+                    claimed.append((seq, deliveries, bytes(payload)))
+        return claimed
 
     async def _wait_for_work(self) -> None:
         """Sleep until new work can exist: an in-process kick, another process's commit,
@@ -146,12 +157,16 @@ class SqliteBroker(AsyncBroker):
 
     async def _ack(self, seq: int, deliveries: int) -> None:
         self._held.pop(seq, None)
-        with self.database.transaction() as conn:
+        owner = self.consumer_id
+
+        def delete(conn: sqlite3.Connection) -> None:
             # A row released at shutdown is no longer ours, even if its job finishes late.
             conn.execute(
                 "DELETE FROM queue WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
-                (seq, deliveries, self.consumer_id),
+                (seq, deliveries, owner),
             )
+
+        await self.group.write(delete)
 
     async def _renew(self) -> None:
         self.renew_leases()
@@ -168,6 +183,7 @@ class SqliteBroker(AsyncBroker):
 
     def release_held(self) -> None:
         """Hand every job this process still holds back to the queue at once."""
+        self._claimed.clear()
         if not self._held:
             return
         now = self.clock()

@@ -14,6 +14,7 @@ from brokers.contract import (
     PurgeReport,
 )
 from brokers.sqlite.database import Database
+from brokers.sqlite.group_commit import GroupCommit
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
@@ -52,8 +53,9 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
 class SqliteJobStore:
     """Implements :class:`brokers.contract.JobStore` with one table and three indexes."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, group: GroupCommit | None = None) -> None:
         self.database = database
+        self.group = group or GroupCommit(database)
 
     async def create(self, job: JobRecord) -> None:
         with self.database.transaction() as conn:
@@ -130,13 +132,16 @@ class SqliteJobStore:
         self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
     ) -> bool:
         status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
-        with self.database.transaction() as conn:
+
+        def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? "
                 "WHERE id = ? AND status = 'running' RETURNING id",
                 (status.value, now, _dump(result), _dump(error), job_id),
             ).fetchone()
-        return row is not None
+            return row is not None
+
+        return await self.group.write(record)
 
     async def requeue(self, job_id: str) -> bool:
         with self.database.transaction() as conn:
@@ -153,11 +158,13 @@ class SqliteJobStore:
         return row is not None
 
     async def set_progress(self, job_id: str, progress: Progress) -> None:
-        with self.database.transaction() as conn:
+        def record(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
                 (progress.model_dump_json(), job_id),
             )
+
+        await self.group.write(record)
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         with self.database.transaction() as conn:
