@@ -29,6 +29,7 @@ from taskiq_redis import RedisStreamBroker
 
 from brokers.contract import Admission
 from brokers.heartbeat import Heartbeat, consumer_name
+from brokers.redis.batch import RedisBatch
 from brokers.redis.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,16 @@ UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # Renew only entries this consumer still owns: XCLAIM with min-idle 0 would steal.
 _RENEW = """
-local renewed = 0
+local lost = {}
 for i = 3, #ARGV do
     local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
     if entry[1] and entry[1][2] == ARGV[2] then
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-        renewed = renewed + 1
+    else
+        table.insert(lost, ARGV[i])
     end
 end
-return renewed
+return lost
 """
 
 
@@ -82,6 +84,7 @@ class OffloadStreamBroker(RedisStreamBroker):
         self._held: dict[str, tuple[bytes, bytes]] = {}
         self._heartbeat = Heartbeat(self.renew_leases, lease_seconds / 3, UNAVAILABLE)
         self._group_ready = False
+        self._batch = RedisBatch(Redis(connection_pool=self.connection_pool))
 
     async def startup(self) -> None:
         """Start even when Redis is down; the group is made on first contact instead."""
@@ -163,9 +166,16 @@ class OffloadStreamBroker(RedisStreamBroker):
                     if claimed:
                         logger.warning("reclaimed %d jobs from a worker that stopped", len(claimed))
                     entries.extend(claimed)
-                for entry_id, fields in entries:
-                    message = await self._admit(entry_id, fields)
-                    if message is not None:
+                admitted = await asyncio.gather(*(self._admit(*entry) for entry in entries))
+                fetched_at = time.monotonic()
+                for (entry_id, _), message in zip(entries, admitted, strict=True):
+                    if message is None:
+                        continue
+                    if time.monotonic() - fetched_at > self.lease_seconds / 3:
+                        # It waited for a free slot long enough to have been taken over.
+                        await self.renew_leases()
+                        fetched_at = time.monotonic()
+                    if entry_id.decode() in self._held:
                         yield message
 
     async def _admit(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage | None:
@@ -179,19 +189,20 @@ class OffloadStreamBroker(RedisStreamBroker):
 
     async def _ack(self, entry_id: bytes) -> None:
         self._held.pop(entry_id.decode(), None)
-        async with (
-            Redis(connection_pool=self.connection_pool) as redis,
-            redis.pipeline(transaction=True) as pipe,
-        ):
-            pipe.xack(self.queue_name, self.consumer_group_name, entry_id)
-            pipe.xdel(self.queue_name, entry_id)
-            await pipe.execute()
+        await asyncio.gather(
+            self._batch.run(
+                lambda pipe: pipe.xack(self.queue_name, self.consumer_group_name, entry_id)
+            ),
+            self._batch.run(lambda pipe: pipe.xdel(self.queue_name, entry_id)),
+        )
 
-    async def renew_leases(self) -> int:
+    async def renew_leases(self) -> list[str]:
+        """Renew what this consumer still owns; forget entries another consumer took over
+        (a lease ran out), so a prefetched one is not handed out a second time."""
         if not self._held:
-            return 0
+            return []
         async with Redis(connection_pool=self.connection_pool) as redis:
-            renewed = await redis.eval(
+            reply = await redis.eval(
                 _RENEW,
                 1,
                 self.queue_name,
@@ -199,7 +210,12 @@ class OffloadStreamBroker(RedisStreamBroker):
                 self.consumer_name,
                 *self._held,
             )
-        return int(renewed)
+        lost = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in reply]
+        for entry_id in lost:
+            self._held.pop(entry_id, None)
+        if lost:
+            logger.warning("%d prefetched jobs were taken over by another worker", len(lost))
+        return lost
 
     async def release_held(self) -> None:
         """Hand unfinished jobs back at once: re-add each at the end of the stream."""

@@ -10,6 +10,7 @@ from redis.asyncio.client import Pipeline
 
 from brokers.contract import Admission, DeleteOutcome, JobQuery, JobRecord, PurgeReport
 from brokers.redis import scripts
+from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
@@ -53,10 +54,10 @@ def _record(fields: dict[str, str]) -> JobRecord:
 class RedisJobStore:
     """Implements :class:`brokers.contract.JobStore` on one Redis server."""
 
-    def __init__(self, redis: Redis, keys: Keys, tombstone_seconds: float = 86400) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self.tombstone_seconds = tombstone_seconds
+        self.batch = RedisBatch(redis)
         self._admit = redis.register_script(scripts.ADMIT)
         self._finish = redis.register_script(scripts.FINISH)
         self._release = redis.register_script(scripts.RELEASE)
@@ -92,7 +93,7 @@ class RedisJobStore:
         ):
             pipe.zadd(key, {job.id: 0})
         pipe.zadd(self.keys.files_expiry, {job.id: job.expires_at})
-        pipe.zadd(self.keys.rows_expiry, {job.id: job.expires_at + self.tombstone_seconds})
+        pipe.zadd(self.keys.rows_expiry, {job.id: job.expires_at})
 
     async def create(self, job: JobRecord) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -121,18 +122,19 @@ class RedisJobStore:
         return records, (page[-1] if len(ids) > query.limit else None)
 
     async def begin_attempt(self, job_id: str, now: float) -> Admission:
-        outcome = await self._admit(keys=[self.keys.prefix], args=[job_id, repr(now), WORKER_LOST])
-        return Admission(outcome)
+        admit = call_script(self._admit, [self.keys.prefix], [job_id, repr(now), WORKER_LOST])
+        return Admission(await self.batch.run(admit))
 
     async def finish(
         self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
     ) -> bool:
         status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
-        recorded = await self._finish(
-            keys=[self.keys.prefix],
-            args=[job_id, repr(now), status.value, _dump(result), _dump(error)],
+        record = call_script(
+            self._finish,
+            [self.keys.prefix],
+            [job_id, repr(now), status.value, _dump(result), _dump(error)],
         )
-        return bool(recorded)
+        return bool(await self.batch.run(record))
 
     async def requeue(self, job_id: str) -> bool:
         return bool(await self._release(keys=[self.keys.prefix], args=[job_id]))
@@ -155,9 +157,9 @@ class RedisJobStore:
                 pipe.zrem(self.keys.files_expiry, *expired)
                 await pipe.execute()
             report.files_of = list(expired)
-        # Rows are scheduled for deletion at creation, with the tombstone time then in force.
         forgotten = cast(
-            list[str], await self.redis.zrangebyscore(self.keys.rows_expiry, "-inf", now)
+            list[str],
+            await self.redis.zrangebyscore(self.keys.rows_expiry, "-inf", now - tombstone_seconds),
         )
         for job_id in forgotten:
             report.rows_deleted += await self._forget(keys=[self.keys.prefix], args=[job_id])
