@@ -11,6 +11,8 @@ from schemas.qr import MAX_PNG_PIXELS, ErrorCorrection, QrFormat, QrOptions
 BYTE_CAPACITY = {"L": 2953, "M": 2331, "Q": 1663, "H": 1273}
 NUMERIC_CAPACITY = {"L": 7089, "M": 5596, "Q": 3993, "H": 3057}
 ALPHANUMERIC_CAPACITY = {"L": 4296, "M": 3391, "Q": 2420, "H": 1852}
+# Text with a non-ASCII character is UTF-8 behind a 12-bit ECI header, which costs a byte.
+UTF8_CAPACITY = {level: capacity - 1 for level, capacity in BYTE_CAPACITY.items()}
 
 
 def errors_of(**fields: Any) -> list[dict[str, Any]]:
@@ -57,12 +59,19 @@ def test_capacity_boundary(level: ErrorCorrection, unit: str, capacities: dict[s
     assert f"at level {level.value} holds at most {limit} " in error["msg"]
 
 
+def utf8_message(size: int, level: str) -> str:
+    return (
+        f"data is {size} bytes in UTF-8; a QR code at level {level} holds at most "
+        f"{UTF8_CAPACITY[level]} bytes of text with non-ASCII characters"
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "level", "message"),
     [
         ("a" * 3000, "H", "data is 3000 bytes; a QR code at level H holds at most 1273 bytes"),
-        ("ü" * 1477, "L", "data is 2954 bytes; a QR code at level L holds at most 2953 bytes"),
-        ("🎉" * 319, "H", "data is 1276 bytes; a QR code at level H holds at most 1273 bytes"),
+        ("ü" * 1477, "L", utf8_message(2954, "L")),
+        ("🎉" * 319, "H", utf8_message(1276, "H")),
     ],
 )
 def test_capacity_counts_utf8_bytes(data: str, level: str, message: str) -> None:
@@ -72,13 +81,44 @@ def test_capacity_counts_utf8_bytes(data: str, level: str, message: str) -> None
 
 
 def test_largest_utf8_payload_passes() -> None:
-    assert QrOptions(data="ü" * 1476 + "a", error_correction="L")
+    assert QrOptions(data="ü" * 1476, error_correction="L")
+    [error] = errors_of(data="ü" * 1476 + "a", error_correction="L")
+    assert error["msg"] == utf8_message(2953, "L")
 
 
 @pytest.mark.parametrize("level", list(ErrorCorrection))
-def test_any_text_within_the_byte_capacity_fits(level: ErrorCorrection) -> None:
-    mixed = "Order 12345678901234567890123 SHIPPED TO BERLIN, DE; ünïcödé ✓ "
-    data = (mixed * 100).encode()[: BYTE_CAPACITY[level]].decode(errors="ignore")
+@pytest.mark.parametrize("unit", ["ü", "你", "🎉", "é \u2013 Ελ 日本 "], ids=["2", "3", "4", "mix"])
+def test_non_ascii_capacity_boundary(level: ErrorCorrection, unit: str) -> None:
+    limit = UTF8_CAPACITY[level]
+    text = (unit * limit).encode()[:limit].decode(errors="ignore")
+    largest = text + "a" * (limit - len(text.encode()))
+    assert len(largest.encode()) == limit
+    assert QrOptions(data=largest, error_correction=level).data == largest
+    for longer in (largest + "a", largest + unit[0]):
+        [error] = errors_of(data=longer, error_correction=level)
+        assert error["loc"] == ("data",)
+        assert error["type"] == "qr_capacity"
+        assert error["msg"] == utf8_message(len(longer.encode()), level.value)
+
+
+def test_one_non_ascii_character_costs_the_eci_header() -> None:
+    ascii_text = "a" * BYTE_CAPACITY["H"]
+    assert QrOptions(data=ascii_text, error_correction="H")
+    [error] = errors_of(data="é" + ascii_text[2:], error_correction="H")
+    assert error["msg"] == utf8_message(BYTE_CAPACITY["H"], "H")
+
+
+@pytest.mark.parametrize("level", list(ErrorCorrection))
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 12345678901234567890123 SHIPPED TO BERLIN, DE; ünïcödé ✓ ",
+        "Grüße aus Köln, 你好, Ελληνικά, café crème 🎉 ",
+    ],
+    ids=["mixed", "prose"],
+)
+def test_any_text_within_the_utf8_capacity_fits(level: ErrorCorrection, text: str) -> None:
+    data = (text * 100).encode()[: UTF8_CAPACITY[level]].decode(errors="ignore")
     assert QrOptions(data=data, error_correction=level)
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from qrcode.base import rs_blocks
 
-from schemas.qr import ErrorCorrection, QrFormat, QrOptions
+from schemas.qr import ErrorCorrection, QrFormat, QrOptions, fit_qr
 from tasks.qr_render import (
     QrCapacityError,
     RenderedFile,
@@ -24,8 +25,24 @@ UNICODE = "Grüße \u2013 你好 \u2013 🎉"
 NUMERIC = "31415926535897932384626433832795028841971"
 ALPHANUMERIC = "HTTPS://EXAMPLE.COM/ABC $%*+-./: " + "7" * 25 + " XYZ"
 PAYLOADS = [URL, UNICODE, NUMERIC, ALPHANUMERIC]
+NON_ASCII = {
+    "umlauts": "ünïcode",
+    "scripts-and-emoji": UNICODE,
+    "japanese": "日本語テキスト",
+    "greek": "Ελληνικά",
+    "latin-1": "café crème",
+}
+# Non-ASCII text with digit and alphanumeric runs long enough for their own segments.
+MIXED_SEGMENTS = [
+    "Bestellung 12345678901234567890123456 für Köln",
+    "12345678901234567890123 ÜBER DIE BRÜCKE: HTTPS://EXAMPLE.COM/ABCDEFGH ok ✓",
+]
+# Largest UTF-8 text with a non-ASCII character: the 12-bit ECI header costs a byte.
+UTF8_CAPACITY = {"L": 2952, "M": 2330, "Q": 1662, "H": 1272}
+ECI_UTF8_HEADER = 0b0111_0001_1010  # ECI mode indicator, then designator 26 (UTF-8)
 FORMATS = list(QrFormat)
 TOOLS = {
+    "zbarimg": "zbar-tools",
     "pdftoppm": "poppler-utils",
     "pdfinfo": "poppler-utils",
     "pdfimages": "poppler-utils",
@@ -61,7 +78,25 @@ def zbar_decode(image: Image.Image) -> list[str]:
     return [symbol.data.decode("utf-8") for symbol in symbols]
 
 
-def rasterize(rendered: RenderedFile, tmp_path: Path) -> Image.Image:
+def zbarimg_decode(path: Path) -> list[str]:
+    """Symbols found by the zbarimg command, one per line, as the UTF-8 text zbar made."""
+    result = subprocess.run(
+        [
+            tool("zbarimg"),
+            "--quiet",
+            "--raw",
+            "--nodbus",
+            "-Sdisable",
+            "-Sqrcode.enable",
+            str(path),
+        ],
+        capture_output=True,
+    )
+    assert result.returncode == 0, f"zbarimg found nothing: {result.stderr!r}"
+    return result.stdout.decode("utf-8").removesuffix("\n").split("\n")
+
+
+def raster_path(rendered: RenderedFile, tmp_path: Path) -> Path:
     """PNG as is, SVG through librsvg, PDF through poppler at 150 dpi."""
     source = tmp_path / f"code.{rendered.extension}"
     source.write_bytes(rendered.content)
@@ -74,7 +109,11 @@ def rasterize(rendered: RenderedFile, tmp_path: Path) -> Image.Image:
         target = tmp_path / "pdf.png"
     else:
         target = source
-    with Image.open(target) as image:
+    return target
+
+
+def rasterize(rendered: RenderedFile, tmp_path: Path) -> Image.Image:
+    with Image.open(raster_path(rendered, tmp_path)) as image:
         image.load()
         return image
 
@@ -92,6 +131,66 @@ def side(data: str, level: str = "M", border: int = 4) -> int:
 def test_every_format_decodes_to_its_payload(fmt: QrFormat, payload: str, tmp_path: Path) -> None:
     image = rasterize(render(payload, format=fmt), tmp_path)
     assert zbar_decode(image) == [payload]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("level", list(ErrorCorrection))
+@pytest.mark.parametrize("payload", NON_ASCII.values(), ids=NON_ASCII.keys())
+def test_non_ascii_decodes_exactly_at_every_level(
+    fmt: QrFormat, level: ErrorCorrection, payload: str, tmp_path: Path
+) -> None:
+    # Without an ECI zbar guesses the byte encoding: "ünïcode" came back as Shift-JIS.
+    rendered = render(payload, format=fmt, error_correction=level, scale=6)
+    if fmt is QrFormat.png:
+        assert zbar_decode(rasterize(rendered, tmp_path)) == [payload]
+    else:
+        assert zbarimg_decode(raster_path(rendered, tmp_path)) == [payload]
+
+
+@pytest.mark.parametrize("level", [ErrorCorrection.L, ErrorCorrection.H])
+@pytest.mark.parametrize("payload", MIXED_SEGMENTS, ids=["digits", "digits-and-capitals"])
+def test_non_ascii_with_numeric_and_alphanumeric_segments_decodes(
+    level: ErrorCorrection, payload: str, tmp_path: Path
+) -> None:
+    assert zbar_decode(rasterize(render(payload, error_correction=level), tmp_path)) == [payload]
+
+
+def stream_head(data: str, level: ErrorCorrection) -> int:
+    """The first 12 bits of the symbol's data bit stream, read back from its codewords."""
+    qr = fit_qr(data, level)
+    qr.make(fit=False)
+    # Data codewords are interleaved block by block: block 0's second one comes after
+    # every block's first.
+    blocks = len(rs_blocks(qr.version, qr.error_correction))
+    first, second = qr.data_cache[0], qr.data_cache[blocks]
+    return int(first << 4 | second >> 4)
+
+
+@pytest.mark.parametrize("level", list(ErrorCorrection))
+@pytest.mark.parametrize("payload", [*NON_ASCII.values(), *MIXED_SEGMENTS, "é" * 600])
+def test_non_ascii_starts_with_eci_utf8(level: ErrorCorrection, payload: str) -> None:
+    assert stream_head(payload, level) == ECI_UTF8_HEADER
+
+
+@pytest.mark.parametrize("level", list(ErrorCorrection))
+@pytest.mark.parametrize("payload", [URL, NUMERIC, ALPHANUMERIC, "hello", "a" * 1000])
+def test_ascii_carries_no_eci(level: ErrorCorrection, payload: str) -> None:
+    # The stream opens with a data segment (numeric, alphanumeric or byte), not ECI 0111.
+    assert stream_head(payload, level) >> 8 in {0b0001, 0b0010, 0b0100}
+
+
+@pytest.mark.parametrize(
+    ("payload", "versions"),
+    [
+        (URL, [5, 6, 8, 9]),
+        (ALPHANUMERIC, [3, 3, 4, 5]),
+        (NUMERIC, [1, 2, 2, 3]),
+        ("a" * 8, [1, 1, 1, 2]),
+    ],
+)
+def test_ascii_sizes_are_unchanged(payload: str, versions: list[int]) -> None:
+    # The versions these payloads had before non-ASCII text gained its ECI header.
+    assert [check_qr_capacity(payload, level) for level in ErrorCorrection] == versions
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -223,6 +322,21 @@ def test_largest_payload_renders_as_version_40(level: ErrorCorrection, tmp_path:
     assert zbar_decode(image) == [payload]
 
 
+@pytest.mark.parametrize("level", [ErrorCorrection.L, ErrorCorrection.H])
+def test_largest_non_ascii_payload_renders_as_version_40(
+    level: ErrorCorrection, tmp_path: Path
+) -> None:
+    limit = UTF8_CAPACITY[level]
+    text = (UNICODE * 400).encode()[:limit].decode(errors="ignore")
+    payload = text + "a" * (limit - len(text.encode()))
+    assert len(payload.encode()) == limit
+    assert check_qr_capacity(payload, level) == 40
+    image = rasterize(render(payload, error_correction=level, scale=4), tmp_path)
+    assert zbar_decode(image) == [payload]
+    with pytest.raises(QrCapacityError, match=f"holds at most {limit} bytes"):
+        check_qr_capacity(payload + "a", level)
+
+
 @pytest.mark.parametrize(
     ("data", "level", "version"),
     [
@@ -251,7 +365,18 @@ def test_alphanumeric_text_uses_a_single_segment_when_that_is_smaller() -> None:
     ("data", "level", "message"),
     [
         ("a" * 3000, "H", "data is 3000 bytes; a QR code at level H holds at most 1273 bytes"),
-        ("é" * 1477, "L", "data is 2954 bytes; a QR code at level L holds at most 2953 bytes"),
+        (
+            "é" * 1477,
+            "L",
+            "data is 2954 bytes in UTF-8; a QR code at level L holds at most 2952 bytes "
+            "of text with non-ASCII characters",
+        ),
+        (
+            "é" * 1476 + "a",
+            "L",
+            "data is 2953 bytes in UTF-8; a QR code at level L holds at most 2952 bytes "
+            "of text with non-ASCII characters",
+        ),
         ("9" * 7090, "L", "data is 7090 digits; a QR code at level L holds at most 7089 digits"),
         (
             "Z" * 1853,
