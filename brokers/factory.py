@@ -18,7 +18,7 @@ from taskiq_redis import ListRedisScheduleSource, RedisAsyncResultBackend
 from brokers.contract import JobStore, JobSubmitter
 from brokers.files import LocalFileStore
 from brokers.lifecycle import JobLifecycleMiddleware
-from brokers.redis.broker import OffloadStreamBroker
+from brokers.redis.broker import UNAVAILABLE, OffloadStreamBroker
 from brokers.redis.keys import Keys
 from brokers.redis.schedules import RedisTickLedger
 from brokers.redis.store import RedisJobStore
@@ -136,7 +136,7 @@ def _build_redis(settings: Settings) -> Backend:
                 **timeouts,
             )
         )
-    ).with_middlewares(JobLifecycleMiddleware(store))
+    ).with_middlewares(JobLifecycleMiddleware(store, unavailable=UNAVAILABLE))
     ledger = RedisTickLedger(redis, keys)
     schedules = ListRedisScheduleSource(
         url, prefix=keys.schedules, serializer=JSONSerializer(), **timeouts

@@ -43,6 +43,13 @@ class Heartbeat:
             return
         task.cancel()
         if task.get_loop() is asyncio.get_running_loop():
+            # On Python 3.11 a cancel can be swallowed: redis-py sends through
+            # asyncio.wait_for, which drops a cancel that lands as its inner future
+            # finishes (CPython gh-86296). Ask again until the task has stopped.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.1)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -46,10 +46,28 @@ def log_job(job_id: str, status: str, **fields: Any) -> None:
 
 
 class JobLifecycleMiddleware(TaskiqMiddleware):
-    def __init__(self, store: JobStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Callable[[], float] = time.time,
+        unavailable: tuple[type[Exception], ...] = (),
+    ) -> None:
         super().__init__()
         self.store = store
         self.clock = clock
+        self.unavailable = unavailable
+
+    async def _record(self, job_id: str, outcome: JobResult | None, error: JobError | None) -> bool:
+        """Record the outcome, waiting out a store outage: if this raised, TaskiQ would never
+        ack the message and the heartbeat would keep its lease, leaving the job running."""
+        pause = 0.1
+        while True:
+            try:
+                return await self.store.finish(job_id, self.clock(), result=outcome, error=error)
+            except self.unavailable as failure:
+                logger.warning("could not record job %s (%s); retrying", job_id, failure)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         if JOB_KIND_LABEL in message.labels:
@@ -70,9 +88,7 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
                 outcome = JobResult.model_validate(result.return_value)
             except ValidationError as invalid:
                 error = JobError(type="invalid_result", message=str(invalid), retryable=False)
-        recorded = await self.store.finish(
-            message.task_id, self.clock(), result=outcome, error=error
-        )
+        recorded = await self._record(message.task_id, outcome, error)
         status = "failed" if error else "succeeded"
         if recorded:
             log_job(message.task_id, status, error=error.type if error else None)

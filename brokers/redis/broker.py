@@ -166,16 +166,15 @@ class OffloadStreamBroker(RedisStreamBroker):
                     if claimed:
                         logger.warning("reclaimed %d jobs from a worker that stopped", len(claimed))
                     entries.extend(claimed)
-                admitted = await asyncio.gather(*(self._admit(*entry) for entry in entries))
                 fetched_at = time.monotonic()
-                for (entry_id, _), message in zip(entries, admitted, strict=True):
-                    if message is None:
+                for entry_id, fields in entries:
+                    # A read entry waits here while every slot is busy, unleased, so an idle
+                    # worker may take it over; one that waited long is checked first.
+                    waited = time.monotonic() - fetched_at > self.lease_seconds / 3
+                    if waited and entry_id.decode() in await self._lost([entry_id.decode()]):
                         continue
-                    if time.monotonic() - fetched_at > self.lease_seconds / 3:
-                        # It waited for a free slot long enough to have been taken over.
-                        await self.renew_leases()
-                        fetched_at = time.monotonic()
-                    if entry_id.decode() in self._held:
+                    message = await self._admit(entry_id, fields)
+                    if message is not None:
                         yield message
 
     async def _admit(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage | None:
@@ -197,25 +196,23 @@ class OffloadStreamBroker(RedisStreamBroker):
         )
 
     async def renew_leases(self) -> list[str]:
-        """Renew what this consumer still owns; forget entries another consumer took over
-        (a lease ran out), so a prefetched one is not handed out a second time."""
-        if not self._held:
-            return []
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            reply = await redis.eval(
-                _RENEW,
-                1,
-                self.queue_name,
-                self.consumer_group_name,
-                self.consumer_name,
-                *self._held,
-            )
-        lost = [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in reply]
+        """Renew the jobs this consumer runs; forget any another consumer took over."""
+        lost = await self._lost(list(self._held))
         for entry_id in lost:
             self._held.pop(entry_id, None)
         if lost:
-            logger.warning("%d prefetched jobs were taken over by another worker", len(lost))
+            logger.warning("%d jobs were taken over by another worker", len(lost))
         return lost
+
+    async def _lost(self, entry_ids: list[str]) -> list[str]:
+        """Reset the idle time of the entries this consumer still owns; return the others."""
+        if not entry_ids:
+            return []
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            reply = await redis.eval(
+                _RENEW, 1, self.queue_name, self.consumer_group_name, self.consumer_name, *entry_ids
+            )
+        return [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in reply]
 
     async def release_held(self) -> None:
         """Hand unfinished jobs back at once: re-add each at the end of the stream."""
