@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 Command = Callable[[Pipeline], Any]
 
@@ -46,6 +47,18 @@ class RedisBatch:
                 for command, _ in pending:
                     command(pipe)
                 replies = await pipe.execute(raise_on_error=False)
+            # A Redis that restarted (or ran SCRIPT FLUSH) lost the scripts: load them again
+            # (SCRIPT EXISTS + LOAD) and rerun only the commands that answered NOSCRIPT.
+            again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if again:
+                _LOADED.clear()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for i in again:
+                        pending[i][0](pipe)
+                    for i, reply in zip(
+                        again, await pipe.execute(raise_on_error=False), strict=True
+                    ):
+                        replies[i] = reply
         except Exception as error:
             for _, future in pending:
                 if not future.done():
@@ -60,11 +73,19 @@ class RedisBatch:
                 future.set_result(reply)
 
 
+_LOADED: set[str] = set()
+"""Scripts known to be loaded; cleared when Redis answers NOSCRIPT."""
+
+
 def call_script(script: Any, keys: list[str], args: list[Any]) -> Command:
     """A registered Lua script as a batched command (loaded by the pipeline if needed)."""
 
     def add(pipe: Pipeline) -> None:
-        pipe.scripts.add(script)
+        # redis-py sends SCRIPT EXISTS (a round trip of its own) before every pipeline that
+        # carries scripts; check each script once per process instead.
+        if script.sha not in _LOADED:
+            pipe.scripts.add(script)
+            _LOADED.add(script.sha)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
 
     return add
