@@ -1,0 +1,1 @@
+"""Offload's benchmark: ``.venv/bin/python -m bench.run`` from the repository root."""
