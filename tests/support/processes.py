@@ -186,6 +186,17 @@ class Processes:
 
     # -- waiting ----------------------------------------------------------------------------
 
+    def split_by_runner(self, job_id: str, workers: list[Proc]) -> tuple[Proc, Proc]:
+        """Wait until one of two workers logs that it runs the job; return (runner, other)."""
+        started = job_log_line(job_id, "running")
+        self.wait_until(
+            lambda: any(started in worker.log() for worker in workers),
+            f"{started!r} in a worker's log",
+            timeout=5,
+        )
+        first, second = workers
+        return (first, second) if started in first.log() else (second, first)
+
     def wait_until(
         self,
         condition: Callable[[], bool],

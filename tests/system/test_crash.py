@@ -36,14 +36,8 @@ async def test_a_job_whose_worker_is_killed_is_finished_by_another_worker(
         job_id = await jobs.submit(SLOW_TASK, seconds=JOB_SECONDS)
         running = await jobs.wait_for(job_id, {JobStatus.RUNNING}, timeout=10, processes=processes)
         assert running.attempts == 1, running
-        started = job_log_line(job_id, "running")
-        processes.wait_until(
-            lambda: any(started in worker.log() for worker in workers),
-            f"{started!r} in a worker's log",
-            timeout=5,
-        )
-        worker_a, worker_b = workers if started in workers[0].log() else workers[::-1]
-        assert started not in worker_b.log()
+        worker_a, worker_b = processes.split_by_runner(job_id, workers)
+        assert job_log_line(job_id, "running") not in worker_b.log()
 
         processes.kill(worker_a)
         killed_at = time.monotonic()

@@ -136,13 +136,7 @@ async def test_a_job_whose_worker_is_killed_is_finished_by_an_idle_worker(
                 job_id, {JobStatus.RUNNING}, timeout=10, processes=processes
             )
             assert running.attempts == 1, running
-            started = job_log_line(job_id, "running")
-            processes.wait_until(
-                lambda: any(started in worker.log() for worker in workers),
-                f"{started!r} in a worker's log",
-                timeout=5,
-            )
-            worker_a, worker_b = workers if started in workers[0].log() else workers[::-1]
+            worker_a, worker_b = processes.split_by_runner(job_id, workers)
 
             processes.kill(worker_a)
             killed_at = time.monotonic()
