@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from taskiq import BrokerMessage
 
@@ -42,6 +42,8 @@ class JobRecord:
     error: JobError | None = None
     result: JobResult | None = None
     files_purged: bool = False
+    message: bytes | None = None
+    """The queued message, kept so a job whose message was lost can be queued again."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now
@@ -53,6 +55,18 @@ class Admission(Enum):
     RUN = "run"
     DROP = "drop"
     NOT_A_JOB = "not_a_job"
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The gate's answer for one delivery; ``attempt`` numbers a RUN (1, 2, ...).
+
+    The attempt number is the delivery's fencing token: only the attempt that holds the job
+    may record its outcome, report progress or write its files.
+    """
+
+    admission: Admission
+    attempt: int = 0
 
 
 class DeleteOutcome(Enum):
@@ -76,6 +90,30 @@ class PurgeReport:
     rows_deleted: int = 0
 
 
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+WORKER_LOST = JobError(
+    type="worker_lost",
+    message="the worker running this job stopped before it finished, on every attempt",
+    retryable=True,
+)
+EXPIRED = JobError(
+    type="expired", message="the job expired before a worker could start it", retryable=False
+)
+
+
+class SubmitOutcomeUnknown(Exception):
+    """A submit got no answer and the backend could not be asked whether the job was stored."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id} may or may not have been queued: {reason}")
+        self.job_id = job_id
+
+
 class JobSubmitter(Protocol):
     async def submit(self, job: JobRecord, message: BrokerMessage) -> None:
         """Store the job and queue its message atomically: both happen or neither does."""
@@ -83,7 +121,8 @@ class JobSubmitter(Protocol):
 
 
 class JobStore(Protocol):
-    """Durable job state. Every transition is guarded, so redelivery cannot rewind a job."""
+    """Durable job state. Every transition is guarded, so redelivery cannot rewind a job,
+    and fenced by the attempt number, so a worker that lost its job cannot touch it."""
 
     async def create(self, job: JobRecord) -> None: ...
 
@@ -91,34 +130,87 @@ class JobStore(Protocol):
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]: ...
 
-    async def begin_attempt(self, job_id: str, now: float) -> Admission:
+    async def begin_attempt(self, job_id: str, now: float) -> Admitted:
         """Move a queued (or orphaned running) job to running and count the attempt.
 
-        Returns DROP when the job already finished, or when its attempts are used up (the
-        job is then failed with ``worker_lost``), and NOT_A_JOB for plain TaskiQ tasks.
+        Returns DROP when the job already finished, when its attempts are used up (the job
+        is then failed with ``worker_lost``) or when it expired unstarted (failed as
+        ``expired``), and NOT_A_JOB for plain TaskiQ tasks.
         """
         ...
 
+    async def holds(self, job_id: str, attempt: int) -> bool:
+        """Whether ``attempt`` is still the running attempt of the job."""
+        ...
+
     async def finish(
-        self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
+        self,
+        job_id: str,
+        attempt: int,
+        now: float,
+        *,
+        result: JobResult | None,
+        error: JobError | None,
     ) -> bool:
-        """Record the outcome of a running job; False if it was not running any more."""
+        """Record the outcome of the running attempt; False if the attempt no longer holds it.
+
+        Safe to repeat: recording the same attempt's outcome again answers True.
+        """
         ...
 
-    async def requeue(self, job_id: str) -> bool:
-        """Put a running job whose lease was released back to queued."""
+    async def release(self, job_id: str, attempt: int) -> bool:
+        """Put a running attempt that was handed back to queued, giving the attempt back."""
         ...
 
-    async def set_progress(self, job_id: str, progress: Progress) -> None: ...
+    async def fail_undeliverable(self, job_id: str, now: float, error: JobError) -> bool:
+        """Fail an unfinished job whose message no worker can run; False if it finished."""
+        ...
+
+    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool: ...
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         """Remove a finished job; refuse one that has not finished."""
         ...
 
     async def purge_expired(self, now: float, tombstone_seconds: float) -> PurgeReport:
-        """Forget files of expired jobs; delete rows expired longer than the tombstone time."""
+        """Forget files of expired finished jobs; delete their rows after the tombstone time.
+
+        A job still queued or running is never purged: its message would run it later.
+        """
+        ...
+
+    async def sweep(self, now: float) -> SweepReport:
+        """Repair unfinished jobs that have no message left: queue them again, or fail them
+        as ``worker_lost`` when their attempts are spent."""
         ...
 
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
         ...
+
+
+@runtime_checkable
+class HeldDeliveries(Protocol):
+    """What a broker tells the lifecycle middleware about the jobs this process runs."""
+
+    def attempt_of(self, task_id: str) -> int | None:
+        """The attempt a running job was admitted as, or None."""
+        ...
+
+    async def hand_back(self, task_id: str) -> None:
+        """Put the job's message back at once and give its attempt back (it was cut short)."""
+        ...
+
+    def abandon(self, task_id: str) -> None:
+        """Stop renewing the job's lease and ignore its ack: it comes back after the lease."""
+        ...
+
+
+class WorkerRegistry(Protocol):
+    """Which task names live workers can run, so a message no worker knows can fail."""
+
+    async def announce(self, consumer: str, task_names: list[str], now: float) -> None: ...
+
+    async def leave(self, consumer: str) -> None: ...
+
+    async def known_by_a_live_worker(self, task_name: str, now: float, within: float) -> bool: ...

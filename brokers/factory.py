@@ -18,13 +18,15 @@ from taskiq_redis import ListRedisScheduleSource, RedisAsyncResultBackend
 from brokers.contract import JobStore, JobSubmitter
 from brokers.files import LocalFileStore
 from brokers.lifecycle import JobLifecycleMiddleware
-from brokers.redis.broker import UNAVAILABLE, OffloadStreamBroker
+from brokers.redis.broker import OffloadStreamBroker
 from brokers.redis.keys import Keys
 from brokers.redis.schedules import RedisTickLedger
 from brokers.redis.store import RedisJobStore
 from brokers.redis.submitter import RedisJobSubmitter
+from brokers.redis.workers import RedisWorkerRegistry
 from brokers.results import JobOutcomesInStore
 from brokers.schedules import OncePerTick
+from brokers.screening import MessageScreen
 from brokers.sqlite.broker import SqliteBroker
 from brokers.sqlite.database import Database
 from brokers.sqlite.group_commit import GroupCommit
@@ -32,9 +34,12 @@ from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
 from brokers.sqlite.store import SqliteJobStore
 from brokers.sqlite.submitter import SqliteJobSubmitter
+from brokers.sqlite.workers import SqliteWorkerRegistry
 from service.settings import Settings
 
 BACKEND_STATE_KEY = "offload_backend"
+SUBMIT_SETTLE_SECONDS = 0.5
+"""How long a submit whose reply was lost keeps asking Redis whether the job was stored."""
 
 
 @dataclass
@@ -85,10 +90,14 @@ def _build_sqlite(settings: Settings) -> Backend:
     database = Database(settings.sqlite_path)
     group = GroupCommit(database)
     store = SqliteJobStore(database, group)
-    broker = SqliteBroker(database, lease_seconds=settings.lease_seconds, gate=store, group=group)
+    registry = SqliteWorkerRegistry(database)
+    broker = SqliteBroker(
+        database, lease_seconds=settings.lease_seconds, gate=store, group=group, registry=registry
+    )
+    broker.screen = MessageScreen(broker, registry, live_within=settings.lease_seconds)
     broker.with_result_backend(
         JobOutcomesInStore(SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds))
-    ).with_middlewares(JobLifecycleMiddleware(store))
+    ).with_middlewares(JobLifecycleMiddleware(store, unavailable=(sqlite3.OperationalError,)))
     ledger = SqliteTickLedger(database)
     return Backend(
         settings=settings,
@@ -118,14 +127,17 @@ def _build_redis(settings: Settings) -> Backend:
     }
     redis = Redis.from_url(url, decode_responses=True, **timeouts)
     store = RedisJobStore(redis, keys)
+    registry = RedisWorkerRegistry(redis, keys)
     broker = OffloadStreamBroker(
         url,
         keys=keys,
         lease_seconds=settings.lease_seconds,
         gate=store.begin_attempt,
-        release=store.requeue,
+        refuse=store.fail_undeliverable,
+        registry=registry,
         **timeouts,
     )
+    broker.screen = MessageScreen(broker, registry, live_within=settings.lease_seconds)
     broker.with_result_backend(
         JobOutcomesInStore(
             RedisAsyncResultBackend(
@@ -136,7 +148,9 @@ def _build_redis(settings: Settings) -> Backend:
                 **timeouts,
             )
         )
-    ).with_middlewares(JobLifecycleMiddleware(store, unavailable=UNAVAILABLE))
+    ).with_middlewares(
+        JobLifecycleMiddleware(store, unavailable=(RedisConnectionError, RedisTimeoutError))
+    )
     ledger = RedisTickLedger(redis, keys)
     schedules = ListRedisScheduleSource(
         url, prefix=keys.schedules, serializer=JSONSerializer(), **timeouts
@@ -145,7 +159,7 @@ def _build_redis(settings: Settings) -> Backend:
         settings=settings,
         broker=broker,
         store=store,
-        submitter=RedisJobSubmitter(redis, store, broker),
+        submitter=RedisJobSubmitter(store, broker, settle_seconds=SUBMIT_SETTLE_SECONDS),
         files=LocalFileStore(settings.files_dir),
         schedule_sources=[
             OncePerTick(LabelScheduleSource(broker), ledger),

@@ -22,8 +22,19 @@ class LocalFileStore:
         folder = self._folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-", delete=False) as handle:
-            handle.write(content)
-        os.replace(handle.name, folder / file_id)
+            temporary = Path(handle.name)
+            try:
+                handle.write(content)
+                handle.flush()
+            except BaseException:
+                handle.close()
+                temporary.unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(temporary, folder / file_id)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return ResultFile(
             id=file_id,
             name=name,

@@ -19,17 +19,17 @@ def consumer_name() -> str:
 
 
 class Heartbeat:
-    """Calls ``beat`` every ``interval`` seconds; errors in ``transient`` are retried."""
+    """Calls ``beat`` every ``interval`` seconds until stopped, whatever a beat raises.
 
-    def __init__(
-        self,
-        beat: Callable[[], Awaitable[object]],
-        interval: float,
-        transient: tuple[type[Exception], ...],
-    ) -> None:
+    A beat that fails (a Redis that answers OOM or READONLY, a full disk) is logged and tried
+    again next time: a heartbeat that died would let every long job run twice.
+    """
+
+    def __init__(self, beat: Callable[[], Awaitable[object]], interval: float) -> None:
         self.beat = beat
         self.interval = interval
-        self.transient = transient
+        self.failures = 0
+        """Beats that failed in a row."""
         self._task: asyncio.Task[None] | None = None
 
     def ensure_running(self) -> None:
@@ -58,5 +58,8 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
-            except self.transient as error:
-                logger.warning("could not renew job leases (%s); will try again", error)
+            except Exception as error:
+                self.failures += 1
+                logger.warning("could not renew job leases (%r); will try again", error)
+            else:
+                self.failures = 0

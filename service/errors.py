@@ -25,6 +25,11 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="For validation problems: each field at fault."
     )
+    job_id: str | None = Field(
+        default=None,
+        description="For a submit whose outcome is unknown (503): the id the job has if it "
+        "was stored. Such a job is withdrawn (fails as submit_unconfirmed) unless it started.",
+    )
 
 
 class ProblemError(Exception):
@@ -90,6 +95,18 @@ class BackendUnavailableError(ProblemError):
 
     def __init__(self, detail: str | None = None, retry_after: int = 5) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class SubmitUnconfirmedError(BackendUnavailableError):
+    name = "submit-unconfirmed"
+    title = "The job backend did not confirm the job"
+
+    def __init__(self, job_id: str, detail: str) -> None:
+        super().__init__(detail)
+        self.job_id = job_id
+
+    def problem(self, instance: str | None = None) -> Problem:
+        return super().problem(instance).model_copy(update={"job_id": self.job_id})
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 from taskiq import Context, TaskiqDepends
 
 from brokers.factory import BACKEND_STATE_KEY, Backend
+from brokers.lifecycle import ATTEMPT_LABEL, AttemptSuperseded
+from schemas.jobs import ResultFile
 
 
 def current_backend(context: Annotated[Context, TaskiqDepends()]) -> Backend:
@@ -16,3 +20,43 @@ def current_backend(context: Annotated[Context, TaskiqDepends()]) -> Backend:
 
 BackendDep = Annotated[Backend, TaskiqDepends(current_backend)]
 ContextDep = Annotated[Context, TaskiqDepends()]
+
+
+@dataclass(frozen=True)
+class JobAttempt:
+    """One run of a job: what it writes is refused once another attempt holds the job."""
+
+    job_id: str
+    number: int | None
+    """The attempt's fencing token; None for a task kicked without a job."""
+    backend: Backend
+
+    async def ensure_held(self) -> None:
+        if self.number is not None and not await self.backend.store.holds(self.job_id, self.number):
+            raise AttemptSuperseded(
+                f"attempt {self.number} of job {self.job_id} no longer holds it; "
+                "another worker runs the job"
+            )
+
+    async def save_file(
+        self, file_id: str, name: str, content: bytes, content_type: str
+    ) -> ResultFile:
+        """Store a result file under a name of this attempt's own, after checking that the
+        attempt still holds the job: a superseded attempt never overwrites its successor's."""
+        await self.ensure_held()
+        stored_id = file_id if self.number is None else f"{file_id}-{self.number}"
+        return await asyncio.to_thread(
+            self.backend.files.save, self.job_id, stored_id, name, content, content_type
+        )
+
+
+def current_attempt(context: ContextDep, backend: BackendDep) -> JobAttempt:
+    attempt = context.message.labels.get(ATTEMPT_LABEL)
+    return JobAttempt(
+        job_id=context.message.task_id,
+        number=None if attempt is None else int(attempt),
+        backend=backend,
+    )
+
+
+AttemptDep = Annotated[JobAttempt, TaskiqDepends(current_attempt)]

@@ -1,7 +1,8 @@
-"""Scheduled maintenance: purge expired jobs and their files."""
+"""Scheduled maintenance: repair jobs that lost their message, purge expired jobs and files."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -20,13 +21,27 @@ TOMBSTONE_SECONDS = 86400.0
     schedule=[{"cron": get_settings().purge_cron, "schedule_id": "maintenance.purge_expired"}],
 )
 async def purge_expired(backend: BackendDep) -> dict[str, int]:
+    swept = await backend.store.sweep(time.time())
+    if swept.requeued or swept.failed:
+        logger.warning(
+            "found %d unfinished jobs with no message: queued %d again, failed %d as worker_lost",
+            len(swept.requeued) + len(swept.failed),
+            len(swept.requeued),
+            len(swept.failed),
+        )
     report = await backend.store.purge_expired(time.time(), TOMBSTONE_SECONDS)
+    # Deleting folders on a slow shared volume must not stall the heartbeats on this loop.
     for job_id in report.files_of:
-        backend.files.delete(job_id)
+        await asyncio.to_thread(backend.files.delete, job_id)
     if report.files_of or report.rows_deleted:
         logger.info(
             "purged files of %d expired jobs, forgot %d",
             len(report.files_of),
             report.rows_deleted,
         )
-    return {"files_purged": len(report.files_of), "jobs_forgotten": report.rows_deleted}
+    return {
+        "requeued": len(swept.requeued),
+        "failed_lost": len(swept.failed),
+        "files_purged": len(report.files_of),
+        "jobs_forgotten": report.rows_deleted,
+    }

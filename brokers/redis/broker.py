@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,30 +28,28 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
-from brokers.contract import Admission
+from brokers.contract import Admission, Admitted, WorkerRegistry
 from brokers.heartbeat import Heartbeat, consumer_name
-from brokers.redis.batch import RedisBatch
+from brokers.redis import scripts
+from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
+from brokers.screening import MessageScreen, Verdict, log_refusal
+from schemas.jobs import JobError
 
 logger = logging.getLogger(__name__)
 
-Gate = Callable[[str, float], Awaitable[Admission]]
-Release = Callable[[str], Awaitable[bool]]
+Gate = Callable[[str, float, str], Awaitable[Admitted]]
+Refuse = Callable[[str, float, JobError], Awaitable[bool]]
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# Renew only entries this consumer still owns: XCLAIM with min-idle 0 would steal.
-_RENEW = """
-local lost = {}
-for i = 3, #ARGV do
-    local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-    if entry[1] and entry[1][2] == ARGV[2] then
-        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    else
-        table.insert(lost, ARGV[i])
-    end
-end
-return lost
-"""
+_MAX_RECLAIM_CALLS = 64
+"""XAUTOCLAIM calls per reclaim round; each looks at 10 x prefetch pending entries."""
+
+
+@dataclass
+class _Held:
+    task_id: str
+    attempt: int | None = None
 
 
 class OffloadStreamBroker(RedisStreamBroker):
@@ -61,7 +60,9 @@ class OffloadStreamBroker(RedisStreamBroker):
         keys: Keys,
         lease_seconds: float,
         gate: Gate | None = None,
-        release: Release | None = None,
+        refuse: Refuse | None = None,
+        screen: MessageScreen | None = None,
+        registry: WorkerRegistry | None = None,
         prefetch: int = 4,
         block_ms: int = 500,
         **connection_kwargs: Any,
@@ -80,11 +81,18 @@ class OffloadStreamBroker(RedisStreamBroker):
         self.keys = keys
         self.lease_seconds = lease_seconds
         self.gate = gate
-        self.release = release
-        self._held: dict[str, tuple[bytes, bytes]] = {}
-        self._heartbeat = Heartbeat(self.renew_leases, lease_seconds / 3, UNAVAILABLE)
+        self.refuse = refuse
+        self.screen = screen
+        self.registry = registry
+        self._held: dict[str, _Held] = {}
+        """Entry id -> what this consumer holds: read, and maybe handed out to run."""
+        self._running: dict[str, str] = {}
+        """Task id -> entry id of each admitted job this consumer runs."""
+        self._reclaim_cursor = "0-0"
+        self._heartbeat = Heartbeat(self._beat, lease_seconds / 3)
         self._group_ready = False
         self._batch = RedisBatch(Redis(connection_pool=self.connection_pool))
+        self._scripts = _StreamScripts(Redis(connection_pool=self.connection_pool))
 
     async def startup(self) -> None:
         """Start even when Redis is down; the group is made on first contact instead."""
@@ -97,6 +105,8 @@ class OffloadStreamBroker(RedisStreamBroker):
         await self._heartbeat.stop()
         with contextlib.suppress(*UNAVAILABLE):
             await self.release_held()
+            if self.registry is not None:
+                await self.registry.leave(self.consumer_name)
         await super().shutdown()
 
     async def _ensure_group(self) -> None:
@@ -135,7 +145,10 @@ class OffloadStreamBroker(RedisStreamBroker):
                 pause = min(pause * 2, 5.0)
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
-                    raise
+                    logger.warning("Redis refused a read (%s); retrying in %.1f s", error, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+                    continue
                 logger.warning("the consumer group is gone (Redis lost its data); recreating it")
                 self._group_ready = False
 
@@ -155,17 +168,7 @@ class OffloadStreamBroker(RedisStreamBroker):
                     entries.extend(stream_entries)
                 if time.monotonic() >= next_reclaim:
                     next_reclaim = time.monotonic() + self.lease_seconds / 3
-                    reclaimed: Any = await redis.xautoclaim(
-                        self.queue_name,
-                        self.consumer_group_name,
-                        self.consumer_name,
-                        min_idle_time=self.idle_timeout,
-                        count=self.count,
-                    )
-                    claimed = reclaimed[1]
-                    if claimed:
-                        logger.warning("reclaimed %d jobs from a worker that stopped", len(claimed))
-                    entries.extend(claimed)
+                    entries.extend(await self._reclaim(redis))
                 fetched_at = time.monotonic()
                 for entry_id, fields in entries:
                     # A read entry waits here while every slot is busy, unleased, so an idle
@@ -173,33 +176,125 @@ class OffloadStreamBroker(RedisStreamBroker):
                     waited = time.monotonic() - fetched_at > self.lease_seconds / 3
                     if waited and entry_id.decode() in await self._lost([entry_id.decode()]):
                         continue
-                    message = await self._admit(entry_id, fields)
+                    message = await self._hand_out(entry_id.decode(), fields)
                     if message is not None:
                         yield message
 
-    async def _admit(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage | None:
-        task_id = fields.get(b"task_id", b"").decode()
-        gate = self.gate
-        if gate is not None and task_id and await gate(task_id, time.time()) is Admission.DROP:
-            await self._ack(entry_id)
-            return None
-        self._held[entry_id.decode()] = (fields.get(b"task_id", b""), fields[b"data"])
-        return AckableMessage(data=fields[b"data"], ack=lambda: self._ack(entry_id))
+    async def _reclaim(self, redis: Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Take over entries whose consumer stopped renewing them.
 
-    async def _ack(self, entry_id: bytes) -> None:
-        self._held.pop(entry_id.decode(), None)
-        await asyncio.gather(
-            self._batch.run(
-                lambda pipe: pipe.xack(self.queue_name, self.consumer_group_name, entry_id)
-            ),
-            self._batch.run(lambda pipe: pipe.xdel(self.queue_name, entry_id)),
+        XAUTOCLAIM looks at no more than ten times COUNT pending entries a call, so the cursor
+        is followed until the whole pending list is walked (or enough were claimed; the next
+        round goes on from there): a dead worker's entries behind many live ones are found.
+        """
+        claimed: list[tuple[bytes, dict[bytes, bytes]]] = []
+        for _ in range(_MAX_RECLAIM_CALLS):
+            reply: Any = await redis.xautoclaim(
+                self.queue_name,
+                self.consumer_group_name,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                start_id=self._reclaim_cursor,
+                count=self.count,
+            )
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            claimed.extend(entry for entry in reply[1] if entry[1])
+            self._reclaim_cursor = cursor
+            if cursor == "0-0" or len(claimed) >= (self.count or 1):
+                break
+        if claimed:
+            logger.warning("reclaimed %d jobs from a worker that stopped", len(claimed))
+        return claimed
+
+    async def _hand_out(self, entry_id: str, fields: dict[bytes, bytes]) -> AckableMessage | None:
+        task_id = fields.get(b"task_id", b"").decode()
+        payload = fields.get(b"data", b"")
+        now = time.time()
+        if self.screen is not None:
+            screened = await self.screen.screen(payload, now)
+            if screened.verdict is Verdict.HAND_BACK:
+                # Left pending and no longer renewed: reclaimed after a lease by any worker.
+                self._held.pop(entry_id, None)
+                return None
+            if screened.verdict is Verdict.REFUSE:
+                if task_id and self.refuse is not None and screened.error is not None:
+                    await self.refuse(task_id, now, screened.error)
+                await self._ack_entry(entry_id, task_id)
+                log_refusal(task_id, screened)
+                return None
+        held = _Held(task_id)
+        if self.gate is not None and task_id:
+            holder = f"{self.consumer_name}/{entry_id}"
+            admitted = await self.gate(task_id, now, holder)
+            if admitted.admission is Admission.DROP:
+                await self._ack_entry(entry_id, task_id)
+                return None
+            if admitted.admission is Admission.RUN:
+                held.attempt = admitted.attempt
+                self._running[task_id] = entry_id
+        self._held[entry_id] = held
+        return AckableMessage(data=payload, ack=lambda: self._ack(entry_id))
+
+    async def _ack(self, entry_id: str) -> None:
+        held = self._held.pop(entry_id, None)
+        if held is None:
+            return  # released, abandoned or taken over: the entry is no longer ours
+        if self._running.get(held.task_id) == entry_id:
+            del self._running[held.task_id]
+        await self._ack_entry(entry_id, held.task_id)
+
+    async def _ack_entry(self, entry_id: str, task_id: str) -> None:
+        ack = call_script(
+            self._scripts.ack,
+            [self.queue_name],
+            [self.consumer_group_name, self.consumer_name, entry_id],
         )
+        try:
+            await self._batch.run(ack)
+        except (*UNAVAILABLE, ResponseError) as error:
+            logger.warning(
+                "could not acknowledge %s (%s); it is delivered again after its lease and "
+                "dropped there, as its job has finished",
+                task_id or entry_id,
+                error,
+            )
+
+    def attempt_of(self, task_id: str) -> int | None:
+        """The attempt of a job this consumer runs (see brokers.contract.Admitted)."""
+        entry_id = self._running.get(task_id)
+        held = None if entry_id is None else self._held.get(entry_id)
+        return None if held is None else held.attempt
+
+    async def hand_back(self, task_id: str) -> None:
+        """Hand one running job back to the stream at once, its attempt given back."""
+        entry_id = self._running.pop(task_id, None)
+        held = None if entry_id is None else self._held.pop(entry_id, None)
+        if entry_id is not None and held is not None:
+            await self._hand_back(entry_id, held)
+
+    def abandon(self, task_id: str) -> None:
+        """Stop renewing a job's entry: another worker reclaims it after the lease."""
+        entry_id = self._running.pop(task_id, None)
+        if entry_id is not None:
+            self._held.pop(entry_id, None)
+
+    async def _hand_back(self, entry_id: str, held: _Held) -> None:
+        attempt = "" if held.attempt is None else str(held.attempt)
+        args = [held.task_id, attempt, self.consumer_group_name, self.consumer_name, entry_id]
+        await self._scripts.hand_back(keys=[self.keys.prefix, self.queue_name], args=args)
+
+    async def _beat(self) -> None:
+        await self.renew_leases()
+        if self.registry is not None and self.screen is not None:
+            await self.registry.announce(self.consumer_name, self.screen.task_names(), time.time())
 
     async def renew_leases(self) -> list[str]:
-        """Renew the jobs this consumer runs; forget any another consumer took over."""
+        """Renew the jobs this consumer holds; forget any another consumer took over."""
         lost = await self._lost(list(self._held))
         for entry_id in lost:
-            self._held.pop(entry_id, None)
+            held = self._held.pop(entry_id, None)
+            if held is not None and self._running.get(held.task_id) == entry_id:
+                del self._running[held.task_id]
         if lost:
             logger.warning("%d jobs were taken over by another worker", len(lost))
         return lost
@@ -208,28 +303,29 @@ class OffloadStreamBroker(RedisStreamBroker):
         """Reset the idle time of the entries this consumer still owns; return the others."""
         if not entry_ids:
             return []
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            reply = await redis.eval(
-                _RENEW, 1, self.queue_name, self.consumer_group_name, self.consumer_name, *entry_ids
-            )
+        reply = await self._scripts.renew(
+            keys=[self.queue_name],
+            args=[self.consumer_group_name, self.consumer_name, *entry_ids],
+        )
         return [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in reply]
 
     async def release_held(self) -> None:
-        """Hand unfinished jobs back at once: re-add each at the end of the stream."""
+        """Hand unfinished jobs back at once: re-add each at the end of the stream.
+
+        Each hand-back is one script that first checks this consumer still owns the entry,
+        so a repeat (redis-py resends after a lost reply) adds no second copy.
+        """
         if not self._held:
             return
         held, self._held = self._held, {}
-        async with (
-            Redis(connection_pool=self.connection_pool) as redis,
-            redis.pipeline(transaction=True) as pipe,
-        ):
-            for entry_id, (task_id, data) in held.items():
-                pipe.xack(self.queue_name, self.consumer_group_name, entry_id)
-                pipe.xdel(self.queue_name, entry_id)
-                pipe.xadd(self.queue_name, {b"data": data, b"task_id": task_id})
-            await pipe.execute()
-        if self.release is not None:
-            for task_id, _ in held.values():
-                if task_id:
-                    await self.release(task_id.decode())
+        self._running.clear()
+        for entry_id, entry in held.items():
+            await self._hand_back(entry_id, entry)
         logger.warning("released %d unfinished jobs back to the queue", len(held))
+
+
+class _StreamScripts:
+    def __init__(self, redis: Redis) -> None:
+        self.ack = redis.register_script(scripts.ACK)
+        self.renew = redis.register_script(scripts.RENEW)
+        self.hand_back = redis.register_script(scripts.HAND_BACK)

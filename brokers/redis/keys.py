@@ -30,6 +30,15 @@ class Keys:
         return key
 
     @property
+    def unfinished(self) -> str:
+        """Every job not yet finished (the sweeper walks it); see scripts._PRELUDE."""
+        return f"{self.prefix}:open"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    @property
     def files_expiry(self) -> str:
         return f"{self.prefix}:expiry:files"
 

@@ -11,6 +11,10 @@ _PRELUDE = """
 local prefix = KEYS[1]
 local id = ARGV[1]
 local job = prefix .. ':job:' .. id
+local open = prefix .. ':open'
+local function startable(status)
+    return status == 'queued' or status == 'retrying' or status == 'running'
+end
 local function index_keys(tenant, kind, status)
     local base = prefix .. ':idx:' .. tenant
     return {base .. ':s:' .. status, base .. ':s:' .. status .. ':k:' .. kind}
@@ -18,6 +22,7 @@ end
 local function move(tenant, kind, old, new)
     for _, key in ipairs(index_keys(tenant, kind, old)) do redis.call('ZREM', key, id) end
     for _, key in ipairs(index_keys(tenant, kind, new)) do redis.call('ZADD', key, 0, id) end
+    if startable(new) then redis.call('ZADD', open, 0, id) else redis.call('ZREM', open, id) end
 end
 local function forget(tenant, kind, status)
     local base = prefix .. ':idx:' .. tenant
@@ -26,38 +31,85 @@ local function forget(tenant, kind, status)
     for _, key in ipairs(index_keys(tenant, kind, status)) do redis.call('ZREM', key, id) end
     redis.call('ZREM', prefix .. ':expiry:files', id)
     redis.call('ZREM', prefix .. ':expiry:rows', id)
+    redis.call('ZREM', open, id)
     redis.call('DEL', job)
 end
-local function startable(status)
-    return status == 'queued' or status == 'retrying' or status == 'running'
+local function fail(f_status, tenant, kind, now, error)
+    redis.call('HSET', job, 'status', 'failed', 'finished_at', now, 'error', error)
+    move(tenant, kind, f_status, 'failed')
 end
 """
 
-# ARGV: id, now, worker_lost error JSON -> 'run' | 'drop' | 'not_a_job'
-ADMIT = (
+# KEYS: prefix, stream. ARGV: id, tenant, kind, status, expires_at, message, then the hash's
+# field/value pairs -> 1 if created, 0 if the job already existed (a repeated submit).
+SUBMIT = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'kind')
-local status, tenant, kind = f[1], f[4], f[5]
-local attempts, max_attempts = tonumber(f[2]), tonumber(f[3])
-if not status then return 'not_a_job' end
-if not startable(status) then return 'drop' end
-if attempts < max_attempts then
-    redis.call('HSET', job, 'status', 'running', 'attempts', attempts + 1, 'started_at', ARGV[2])
-    move(tenant, kind, status, 'running')
-    return 'run'
-end
-redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[3])
-move(tenant, kind, status, 'failed')
-return 'drop'
+if redis.call('EXISTS', job) == 1 then return 0 end
+local tenant, kind, status, expires_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', job, unpack(fields))
+local base = prefix .. ':idx:' .. tenant
+redis.call('ZADD', base, 0, id)
+redis.call('ZADD', base .. ':k:' .. kind, 0, id)
+for _, key in ipairs(index_keys(tenant, kind, status)) do redis.call('ZADD', key, 0, id) end
+redis.call('ZADD', open, 0, id)
+redis.call('ZADD', prefix .. ':expiry:files', expires_at, id)
+redis.call('ZADD', prefix .. ':expiry:rows', expires_at, id)
+local entry = redis.call('XADD', KEYS[2], '*', 'data', ARGV[6], 'task_id', id)
+redis.call('HSET', job, 'message', ARGV[6], 'entry', entry)
+return 1
 """
 )
 
-# ARGV: id, now, new status, result JSON or '', error JSON or '' -> 1 if recorded
+# ARGV: id, now, worker_lost error JSON, expired error JSON, holder (consumer and entry id)
+# -> {'run', attempt} | {'drop', 0} | {'not_a_job', 0}. The same holder asking again (its
+# reply was lost) gets the same attempt instead of a second one.
+ADMIT = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'kind',
+                     'expires_at', 'holder')
+local status, tenant, kind = f[1], f[4], f[5]
+if not status then return {'not_a_job', 0} end
+local attempts, max_attempts = tonumber(f[2]), tonumber(f[3])
+if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then return {'run', attempts} end
+if not startable(status) then return {'drop', 0} end
+local now = tonumber(ARGV[2])
+if tonumber(f[6]) <= now then
+    fail(status, tenant, kind, ARGV[2], ARGV[4])
+    return {'drop', 0}
+end
+if attempts < max_attempts then
+    redis.call('HSET', job, 'status', 'running', 'attempts', attempts + 1, 'started_at', ARGV[2],
+               'holder', ARGV[5])
+    move(tenant, kind, status, 'running')
+    return {'run', attempts + 1}
+end
+fail(status, tenant, kind, ARGV[2], ARGV[3])
+return {'drop', 0}
+"""
+)
+
+# ARGV: id, attempt -> 1 if that attempt runs the job
+HOLDS = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'attempts')
+if f[1] == 'running' and f[2] == ARGV[2] then return 1 end
+return 0
+"""
+)
+
+# ARGV: id, now, new status, result JSON or '', error JSON or '', attempt -> 1 if recorded
+# (also when this attempt's outcome was recorded already: a repeat after a lost reply)
 FINISH = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind')
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
+if f[4] ~= ARGV[6] then return 0 end
+if f[1] == ARGV[3] then return 1 end
 if f[1] ~= 'running' then return 0 end
 redis.call('HSET', job, 'status', ARGV[3], 'finished_at', ARGV[2],
            'result', ARGV[4], 'error', ARGV[5])
@@ -66,26 +118,38 @@ return 1
 """
 )
 
-# ARGV: id -> 1 if a running job went back to queued
+# ARGV: id, attempt -> 1 if that running attempt went back to queued
 RELEASE = (
     _PRELUDE
     + """
 local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
-if f[1] ~= 'running' then return 0 end
-redis.call('HSET', job, 'status', 'queued', 'attempts', math.max(tonumber(f[4]) - 1, 0))
+if f[1] ~= 'running' or f[4] ~= ARGV[2] then return 0 end
+redis.call('HSET', job, 'status', 'queued', 'attempts', math.max(tonumber(f[4]) - 1, 0),
+           'holder', '')
 move(f[2], f[3], 'running', 'queued')
 return 1
 """
 )
 
-# ARGV: id, progress JSON
+# ARGV: id, now, error JSON -> 1 if an unfinished job failed
+FAIL_UNDELIVERABLE = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind')
+if not f[1] or not startable(f[1]) then return 0 end
+fail(f[1], f[2], f[3], ARGV[2], ARGV[3])
+return 1
+"""
+)
+
+# ARGV: id, progress JSON, attempt -> 1 if kept
 PROGRESS = (
     _PRELUDE
     + """
-if redis.call('HGET', job, 'status') == 'running' then
-    redis.call('HSET', job, 'progress', ARGV[2])
-end
-return 0
+local f = redis.call('HMGET', job, 'status', 'attempts')
+if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+redis.call('HSET', job, 'progress', ARGV[2])
+return 1
 """
 )
 
@@ -101,7 +165,7 @@ return 'deleted'
 """
 )
 
-# ARGV: id -> 1 if the job existed
+# ARGV: id -> 1 if the job existed and had finished (an unfinished one is never forgotten)
 FORGET = (
     _PRELUDE
     + """
@@ -110,7 +174,103 @@ if not f[1] then
     redis.call('ZREM', prefix .. ':expiry:rows', id)
     return 0
 end
+if startable(f[1]) then return 0 end
 forget(f[2], f[3], f[1])
 return 1
+"""
+)
+
+# ARGV: id -> 1 if the finished job's files are to be purged now
+PURGE_FILES = (
+    _PRELUDE
+    + """
+local status = redis.call('HGET', job, 'status')
+if not status or startable(status) then return 0 end
+redis.call('HSET', job, 'files_purged', 1, 'result', '')
+redis.call('ZREM', prefix .. ':expiry:files', id)
+return 1
+"""
+)
+
+# KEYS: prefix, stream. ARGV: id, now, worker_lost error JSON
+# -> 'ok' (its message is in the stream) | 'requeued' | 'failed' | 'finished'
+SWEEP = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'max_attempts',
+                     'entry', 'message')
+if not f[1] then redis.call('ZREM', open, id) return 'finished' end
+if not startable(f[1]) then redis.call('ZREM', open, id) return 'finished' end
+if f[6] and f[6] ~= '' and #redis.call('XRANGE', KEYS[2], f[6], f[6]) > 0 then return 'ok' end
+if f[7] and f[7] ~= '' and tonumber(f[4]) < tonumber(f[5]) then
+    local entry = redis.call('XADD', KEYS[2], '*', 'data', f[7], 'task_id', id)
+    redis.call('HSET', job, 'entry', entry, 'status', 'queued', 'holder', '')
+    move(f[2], f[3], f[1], 'queued')
+    return 'requeued'
+end
+fail(f[1], f[2], f[3], ARGV[2], ARGV[3])
+return 'failed'
+"""
+)
+
+# Stream scripts: does this consumer still own the pending entry?
+_OWNED = """
+local function owned(stream, group, consumer, entry)
+    local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
+    return pending[1] ~= nil and pending[1][2] == consumer
+end
+"""
+
+# Renew only entries this consumer still owns: XCLAIM with min-idle 0 would steal.
+# KEYS: stream. ARGV: group, consumer, entry ids... -> the ids this consumer lost
+RENEW = (
+    _OWNED
+    + """
+local lost = {}
+for i = 3, #ARGV do
+    if owned(KEYS[1], ARGV[1], ARGV[2], ARGV[i]) then
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    else
+        table.insert(lost, ARGV[i])
+    end
+end
+return lost
+"""
+)
+
+# KEYS: stream. ARGV: group, consumer, entry id -> 1 if acked; an entry another consumer took
+# over is left to it (acking it would lose the job if that consumer died)
+ACK = (
+    _OWNED
+    + """
+if not owned(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"""
+)
+
+# KEYS: prefix, stream. ARGV: job id or '', attempt or '', group, consumer, entry id
+# -> the new entry id, or 0 when this consumer no longer owned the entry: then nothing
+# changes, so a repeat after a lost reply adds no second copy.
+HAND_BACK = (
+    _PRELUDE
+    + _OWNED
+    + """
+if not owned(KEYS[2], ARGV[3], ARGV[4], ARGV[5]) then return 0 end
+local found = redis.call('XRANGE', KEYS[2], ARGV[5], ARGV[5])
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[5])
+redis.call('XDEL', KEYS[2], ARGV[5])
+if #found == 0 then return 0 end
+local entry = redis.call('XADD', KEYS[2], '*', unpack(found[1][2]))
+if id == '' or redis.call('EXISTS', job) == 0 then return entry end
+redis.call('HSET', job, 'entry', entry)
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
+if ARGV[2] ~= '' and f[1] == 'running' and f[4] == ARGV[2] then
+    redis.call('HSET', job, 'status', 'queued', 'attempts', math.max(tonumber(f[4]) - 1, 0),
+               'holder', '')
+    move(f[2], f[3], 'running', 'queued')
+end
+return entry
 """
 )

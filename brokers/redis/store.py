@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
-from brokers.contract import Admission, DeleteOutcome, JobQuery, JobRecord, PurgeReport
+from brokers.contract import (
+    EXPIRED,
+    WORKER_LOST,
+    Admission,
+    Admitted,
+    DeleteOutcome,
+    JobQuery,
+    JobRecord,
+    PurgeReport,
+    SweepReport,
+)
 from brokers.redis import scripts
 from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
-WORKER_LOST = JobError(
-    type="worker_lost",
-    message="the worker running this job stopped before it finished, on every attempt",
-    retryable=True,
-).model_dump_json()
+_WORKER_LOST = WORKER_LOST.model_dump_json()
+_EXPIRED = EXPIRED.model_dump_json()
 
 
 def _dump(model: JobError | JobResult | Progress | None) -> str:
@@ -52,52 +59,67 @@ def _record(fields: dict[str, str]) -> JobRecord:
 
 
 class RedisJobStore:
-    """Implements :class:`brokers.contract.JobStore` on one Redis server."""
+    """Implements :class:`brokers.contract.JobStore` on one Redis server.
+
+    Every write is a script that is safe to run twice: redis-py sends a command again when
+    its reply was lost, after it may already have run.
+    """
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self.batch = RedisBatch(redis)
+        self._submit = redis.register_script(scripts.SUBMIT)
         self._admit = redis.register_script(scripts.ADMIT)
+        self._holds = redis.register_script(scripts.HOLDS)
         self._finish = redis.register_script(scripts.FINISH)
         self._release = redis.register_script(scripts.RELEASE)
+        self._fail_undeliverable = redis.register_script(scripts.FAIL_UNDELIVERABLE)
         self._progress = redis.register_script(scripts.PROGRESS)
         self._delete = redis.register_script(scripts.DELETE)
         self._forget = redis.register_script(scripts.FORGET)
+        self._purge_files = redis.register_script(scripts.PURGE_FILES)
+        self._sweep = redis.register_script(scripts.SWEEP)
 
-    def queue_create(self, pipe: Pipeline, job: JobRecord) -> None:
-        """Add the commands that store a new job to ``pipe`` (a MULTI the caller runs)."""
-        fields: dict[Any, Any] = {
-            "id": job.id,
-            "tenant": job.tenant,
-            "kind": job.kind,
-            "status": job.status.value,
-            "request": json.dumps(job.request),
-            "progress": _dump(job.progress),
-            "attempts": job.attempts,
-            "max_attempts": job.max_attempts,
-            "created_at": repr(job.created_at),
-            "started_at": "" if job.started_at is None else repr(job.started_at),
-            "finished_at": "" if job.finished_at is None else repr(job.finished_at),
-            "expires_at": repr(job.expires_at),
-            "error": _dump(job.error),
-            "result": _dump(job.result),
-            "files_purged": int(job.files_purged),
-        }
-        pipe.hset(self.keys.job(job.id), mapping=fields)
-        for key in (
-            self.keys.index(job.tenant),
-            self.keys.index(job.tenant, kind=job.kind),
-            self.keys.index(job.tenant, status=job.status.value),
-            self.keys.index(job.tenant, status=job.status.value, kind=job.kind),
-        ):
-            pipe.zadd(key, {job.id: 0})
-        pipe.zadd(self.keys.files_expiry, {job.id: job.expires_at})
-        pipe.zadd(self.keys.rows_expiry, {job.id: job.expires_at})
+    @staticmethod
+    def _fields(job: JobRecord) -> list[Any]:
+        return [
+            "id", job.id, "tenant", job.tenant, "kind", job.kind, "status", job.status.value,
+            "request", json.dumps(job.request), "progress", _dump(job.progress),
+            "attempts", job.attempts, "max_attempts", job.max_attempts,
+            "created_at", repr(job.created_at),
+            "started_at", "" if job.started_at is None else repr(job.started_at),
+            "finished_at", "" if job.finished_at is None else repr(job.finished_at),
+            "expires_at", repr(job.expires_at), "error", _dump(job.error),
+            "result", _dump(job.result), "files_purged", int(job.files_purged),
+        ]  # fmt: skip
+
+    async def submit(self, job: JobRecord, message: bytes, stream: str) -> bool:
+        """Store the job and add its stream entry in one script; False if it existed."""
+        args = [job.id, job.tenant, job.kind, job.status.value, repr(job.expires_at), message]
+        created = await self._submit(
+            keys=[self.keys.prefix, stream], args=[*args, *self._fields(job)]
+        )
+        return bool(created)
 
     async def create(self, job: JobRecord) -> None:
+        """Store a job with no message (tests, imports): the sweeper fails it if it waits."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            self.queue_create(pipe, job)
+            fields = dict(pairwise(self._fields(job)))
+            if job.message is not None:
+                fields["message"] = job.message
+            pipe.hset(self.keys.job(job.id), mapping=fields)
+            for key in (
+                self.keys.index(job.tenant),
+                self.keys.index(job.tenant, kind=job.kind),
+                self.keys.index(job.tenant, status=job.status.value),
+                self.keys.index(job.tenant, status=job.status.value, kind=job.kind),
+            ):
+                pipe.zadd(key, {job.id: 0})
+            if not job.status.is_terminal:
+                pipe.zadd(self.keys.unfinished, {job.id: 0})
+            pipe.zadd(self.keys.files_expiry, {job.id: job.expires_at})
+            pipe.zadd(self.keys.rows_expiry, {job.id: job.expires_at})
             await pipe.execute()
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -121,26 +143,49 @@ class RedisJobStore:
         records = [_record(fields) for fields in rows if fields]
         return records, (page[-1] if len(ids) > query.limit else None)
 
-    async def begin_attempt(self, job_id: str, now: float) -> Admission:
-        admit = call_script(self._admit, [self.keys.prefix], [job_id, repr(now), WORKER_LOST])
-        return Admission(await self.batch.run(admit))
+    async def begin_attempt(self, job_id: str, now: float, holder: str = "") -> Admitted:
+        """``holder`` names the delivery (consumer and entry): asked again by the same
+        delivery, the answer is the same attempt."""
+        admit = call_script(
+            self._admit, [self.keys.prefix], [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder]
+        )
+        verdict, attempt = await self.batch.run(admit)
+        return Admitted(Admission(verdict), int(attempt))
+
+    async def holds(self, job_id: str, attempt: int) -> bool:
+        return bool(await self._holds(keys=[self.keys.prefix], args=[job_id, attempt]))
 
     async def finish(
-        self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
+        self,
+        job_id: str,
+        attempt: int,
+        now: float,
+        *,
+        result: JobResult | None,
+        error: JobError | None,
     ) -> bool:
         status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
         record = call_script(
             self._finish,
             [self.keys.prefix],
-            [job_id, repr(now), status.value, _dump(result), _dump(error)],
+            [job_id, repr(now), status.value, _dump(result), _dump(error), attempt],
         )
         return bool(await self.batch.run(record))
 
-    async def requeue(self, job_id: str) -> bool:
-        return bool(await self._release(keys=[self.keys.prefix], args=[job_id]))
+    async def release(self, job_id: str, attempt: int) -> bool:
+        return bool(await self._release(keys=[self.keys.prefix], args=[job_id, attempt]))
 
-    async def set_progress(self, job_id: str, progress: Progress) -> None:
-        await self._progress(keys=[self.keys.prefix], args=[job_id, progress.model_dump_json()])
+    async def fail_undeliverable(self, job_id: str, now: float, error: JobError) -> bool:
+        failed = await self._fail_undeliverable(
+            keys=[self.keys.prefix], args=[job_id, repr(now), error.model_dump_json()]
+        )
+        return bool(failed)
+
+    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool:
+        kept = await self._progress(
+            keys=[self.keys.prefix], args=[job_id, progress.model_dump_json(), attempt]
+        )
+        return bool(kept)
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         return DeleteOutcome(await self._delete(keys=[self.keys.prefix], args=[job_id]))
@@ -150,19 +195,27 @@ class RedisJobStore:
         expired = cast(
             list[str], await self.redis.zrangebyscore(self.keys.files_expiry, "-inf", now)
         )
-        if expired:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for job_id in expired:
-                    pipe.hset(self.keys.job(job_id), mapping={"files_purged": 1, "result": ""})
-                pipe.zrem(self.keys.files_expiry, *expired)
-                await pipe.execute()
-            report.files_of = list(expired)
+        for job_id in expired:
+            if await self._purge_files(keys=[self.keys.prefix], args=[job_id]):
+                report.files_of.append(job_id)
         forgotten = cast(
             list[str],
             await self.redis.zrangebyscore(self.keys.rows_expiry, "-inf", now - tombstone_seconds),
         )
         for job_id in forgotten:
             report.rows_deleted += await self._forget(keys=[self.keys.prefix], args=[job_id])
+        return report
+
+    async def sweep(self, now: float) -> SweepReport:
+        report = SweepReport()
+        keys = [self.keys.prefix, self.keys.stream]
+        async for job_id in self.redis.zscan_iter(self.keys.unfinished):
+            job_id = job_id[0] if isinstance(job_id, tuple) else job_id
+            outcome = await self._sweep(keys=keys, args=[job_id, repr(now), _WORKER_LOST])
+            if outcome == "requeued":
+                report.requeued.append(job_id)
+            elif outcome == "failed":
+                report.failed.append(job_id)
         return report
 
     async def ping(self) -> None:

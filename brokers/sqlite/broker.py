@@ -16,27 +16,42 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 
-from brokers.contract import Admission
+from brokers.contract import Admission, Admitted, WorkerRegistry
 from brokers.heartbeat import Heartbeat, consumer_name
-from brokers.sqlite.database import Database
+from brokers.screening import MessageScreen, Screened, Verdict, log_refusal
+from brokers.sqlite.database import DEFAULT_LANE, Database
 from brokers.sqlite.group_commit import GroupCommit
+from schemas.jobs import JobError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LANE = "default"
-
 
 class DeliveryGate(Protocol):
-    """Decides, inside the claim's transaction, whether a delivered job should run."""
+    """Decides, inside the hand-out's transaction, whether a delivered job should run."""
 
-    def admit_in(self, conn: sqlite3.Connection, job_id: str, now: float) -> Admission: ...
+    def admit_in(self, conn: sqlite3.Connection, job_id: str, now: float) -> Admitted: ...
 
-    def release_in(self, conn: sqlite3.Connection, job_id: str) -> bool: ...
+    def release_in(self, conn: sqlite3.Connection, job_id: str, attempt: int) -> bool: ...
+
+    def fail_undeliverable_in(
+        self, conn: sqlite3.Connection, job_id: str, now: float, error: JobError
+    ) -> bool: ...
+
+
+@dataclass
+class _Held:
+    """A queue row this process leased: claimed, then handed out to the receiver."""
+
+    deliveries: int
+    task_id: str
+    attempt: int | None = None
+    """The job's attempt once admitted; None for plain TaskiQ messages and before hand-out."""
 
 
 class SqliteBroker(AsyncBroker):
@@ -47,6 +62,8 @@ class SqliteBroker(AsyncBroker):
         lease_seconds: float,
         lanes: tuple[str, ...] = (DEFAULT_LANE,),
         gate: DeliveryGate | None = None,
+        screen: MessageScreen | None = None,
+        registry: WorkerRegistry | None = None,
         group: GroupCommit | None = None,
         prefetch: int = 4,
         poll_seconds: float = 0.002,
@@ -57,15 +74,19 @@ class SqliteBroker(AsyncBroker):
         self.lease_seconds = lease_seconds
         self.lanes = lanes
         self.gate = gate
+        self.screen = screen
+        self.registry = registry
         self.group = group or GroupCommit(database)
         self.prefetch = prefetch
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.consumer_id = consumer_name()
-        self._held: dict[int, tuple[int, str]] = {}
-        self._claimed: deque[tuple[int, int, bytes]] = deque()
+        self._held: dict[int, _Held] = {}
+        self._running: dict[str, int] = {}
+        """Task id -> queue seq of each admitted job this process runs."""
+        self._claimed: deque[tuple[int, int, str, bytes]] = deque()
         self._new_work = asyncio.Event()
-        self._heartbeat = Heartbeat(self._renew, lease_seconds / 3, (sqlite3.Error,))
+        self._heartbeat = Heartbeat(self._beat, lease_seconds / 3)
 
     async def startup(self) -> None:
         self.database.connection  # noqa: B018 - opens the file and creates the schema
@@ -76,8 +97,11 @@ class SqliteBroker(AsyncBroker):
     async def shutdown(self) -> None:
         """Stop the heartbeat (it outlives ``listen`` while jobs finish) and release the rest."""
         await self._heartbeat.stop()
-        self.group.flush()
-        self.release_held()
+        with contextlib.suppress(sqlite3.Error):
+            self.group.flush()
+            self.release_held()
+            if self.registry is not None:
+                await self.registry.leave(self.consumer_id)
         await super().shutdown()
         self.database.close()
 
@@ -100,18 +124,34 @@ class SqliteBroker(AsyncBroker):
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
         self._heartbeat.ensure_running()
+        pause = 0.1
         while True:
-            if not self._claimed:
-                self._claimed.extend(self._claim(self.prefetch))
-            if not self._claimed:
-                await self._wait_for_work()
+            try:
+                if not self._claimed:
+                    self._claimed.extend(self._claim(self.prefetch))
+                if not self._claimed:
+                    await self._wait_for_work()
+                    continue
+                message = await self._hand_out(*self._claimed.popleft())
+            except sqlite3.Error as error:
+                # Locked past the busy timeout, disk full, I/O error: wait and go on. What
+                # this process leased and could not hand out comes back after its lease.
+                logger.warning("the queue cannot be read (%s); retrying in %.1f s", error, pause)
+                self._abandon_unhanded()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
                 continue
-            seq, deliveries, payload = self._claimed.popleft()
-            yield AckableMessage(data=payload, ack=partial(self._ack, seq, deliveries))
+            pause = 0.1
+            if message is not None:
+                yield message
 
-    def _claim(self, limit: int) -> list[tuple[int, int, bytes]]:
-        """Lease up to ``limit`` ready rows, earliest lane first, in one transaction."""
-        claimed: list[tuple[int, int, bytes]] = []
+    def _claim(self, limit: int) -> list[tuple[int, int, str, bytes]]:
+        """Lease up to ``limit`` ready rows, earliest lane first, in one transaction.
+
+        Only leased: a job becomes ``running`` when it is handed out to run (``_hand_out``),
+        so the rows waiting here cost no attempt if this process dies.
+        """
+        claimed: list[tuple[int, int, str, bytes]] = []
         with self.database.transaction() as conn:
             for lane in self.lanes:
                 while len(claimed) < limit:
@@ -127,12 +167,78 @@ class SqliteBroker(AsyncBroker):
                     if row is None:
                         break
                     seq, deliveries, task_id, payload = row
-                    if self.gate and self.gate.admit_in(conn, task_id, now) is Admission.DROP:
-                        conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
-                        continue
-                    self._held[seq] = (deliveries, task_id)
-                    claimed.append((seq, deliveries, bytes(payload)))
+                    claimed.append((seq, deliveries, task_id, bytes(payload)))
+        for seq, deliveries, task_id, _ in claimed:
+            self._held[seq] = _Held(deliveries, task_id)
         return claimed
+
+    async def _hand_out(
+        self, seq: int, deliveries: int, task_id: str, payload: bytes
+    ) -> AckableMessage | None:
+        now = self.clock()
+        if self.screen is not None:
+            screened = await self.screen.screen(payload, now)
+            if screened.verdict is Verdict.HAND_BACK:
+                self._put_back(seq, deliveries, after=self.lease_seconds / 3)
+                return None
+            if screened.verdict is Verdict.REFUSE:
+                self._refuse(seq, deliveries, task_id, screened, now)
+                return None
+        if self.gate is not None:
+            admitted = await self.group.write(
+                partial(self._admit_in, seq, deliveries, task_id, now)
+            )
+            if admitted is None or admitted.admission is Admission.DROP:
+                self._held.pop(seq, None)
+                return None
+            if admitted.admission is Admission.RUN:
+                self._held[seq].attempt = admitted.attempt
+                self._running[task_id] = seq
+        return AckableMessage(data=payload, ack=partial(self._ack, seq, deliveries))
+
+    def _admit_in(
+        self, seq: int, deliveries: int, task_id: str, now: float, conn: sqlite3.Connection
+    ) -> Admitted | None:
+        """Start the job if this process still holds its row; None if it does not."""
+        assert self.gate is not None
+        still_ours = conn.execute(
+            "UPDATE queue SET visible_at = ? WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+            (now + self.lease_seconds, seq, deliveries, self.consumer_id),
+        ).rowcount
+        if not still_ours:
+            return None
+        admitted = self.gate.admit_in(conn, task_id, now)
+        if admitted.admission is Admission.DROP:
+            conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
+        return admitted
+
+    def _put_back(self, seq: int, deliveries: int, after: float) -> None:
+        """Give a leased row back for any worker, ``after`` seconds from now."""
+        self._held.pop(seq, None)
+        with self.database.transaction() as conn:
+            conn.execute(
+                "UPDATE queue SET visible_at = ?, lease_owner = NULL "
+                "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+                (self.clock() + after, seq, deliveries, self.consumer_id),
+            )
+
+    def _refuse(
+        self, seq: int, deliveries: int, task_id: str, screened: Screened, now: float
+    ) -> None:
+        self._held.pop(seq, None)
+        with self.database.transaction() as conn:
+            if self.gate is not None and screened.error is not None:
+                self.gate.fail_undeliverable_in(conn, task_id, now, screened.error)
+            conn.execute(
+                "DELETE FROM queue WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+                (seq, deliveries, self.consumer_id),
+            )
+        log_refusal(task_id, screened)
+
+    def _abandon_unhanded(self) -> None:
+        """Forget leased rows not yet handed out: their leases run out and they come back."""
+        while self._claimed:
+            self._held.pop(self._claimed.popleft()[0], None)
 
     async def _wait_for_work(self) -> None:
         """Sleep until new work can exist: an in-process kick, another process's commit,
@@ -156,20 +262,53 @@ class SqliteBroker(AsyncBroker):
         return None if row[0] is None else float(row[0])
 
     async def _ack(self, seq: int, deliveries: int) -> None:
-        self._held.pop(seq, None)
+        held = self._held.pop(seq, None)
+        if held is None:
+            return  # released, abandoned or taken over: the row is no longer ours
+        self._running.pop(held.task_id, None)
         owner = self.consumer_id
 
         def delete(conn: sqlite3.Connection) -> None:
-            # A row released at shutdown is no longer ours, even if its job finishes late.
             conn.execute(
                 "DELETE FROM queue WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
                 (seq, deliveries, owner),
             )
 
-        await self.group.write(delete)
+        try:
+            await self.group.write(delete)
+        except sqlite3.Error as error:
+            logger.warning(
+                "could not acknowledge %s (%s); it is delivered again after its lease and "
+                "dropped there, as its job has finished",
+                held.task_id,
+                error,
+            )
 
-    async def _renew(self) -> None:
+    def attempt_of(self, task_id: str) -> int | None:
+        """The attempt of a job this process runs (see brokers.contract.Admitted)."""
+        seq = self._running.get(task_id)
+        held = None if seq is None else self._held.get(seq)
+        return None if held is None else held.attempt
+
+    async def hand_back(self, task_id: str) -> None:
+        """Hand one running job back to the queue at once, its attempt given back."""
+        seq = self._running.pop(task_id, None)
+        held = None if seq is None else self._held.pop(seq, None)
+        if seq is None or held is None:
+            return
+        with self.database.transaction() as conn:
+            self._release_in(conn, seq, held)
+
+    def abandon(self, task_id: str) -> None:
+        """Stop renewing a job's lease: it is delivered again once the lease runs out."""
+        seq = self._running.pop(task_id, None)
+        if seq is not None:
+            self._held.pop(seq, None)
+
+    async def _beat(self) -> None:
         self.renew_leases()
+        if self.registry is not None and self.screen is not None:
+            await self.registry.announce(self.consumer_id, self.screen.task_names(), self.clock())
 
     def renew_leases(self) -> None:
         if not self._held:
@@ -177,8 +316,12 @@ class SqliteBroker(AsyncBroker):
         until = self.clock() + self.lease_seconds
         with self.database.transaction() as conn:
             conn.executemany(
-                "UPDATE queue SET visible_at = ? WHERE seq = ? AND deliveries = ?",
-                [(until, seq, deliveries) for seq, (deliveries, _) in self._held.items()],
+                "UPDATE queue SET visible_at = ? "
+                "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+                [
+                    (until, seq, held.deliveries, self.consumer_id)
+                    for seq, held in list(self._held.items())
+                ],
             )
 
     def release_held(self) -> None:
@@ -186,15 +329,18 @@ class SqliteBroker(AsyncBroker):
         self._claimed.clear()
         if not self._held:
             return
-        now = self.clock()
         with self.database.transaction() as conn:
-            for seq, (deliveries, task_id) in self._held.items():
-                released = conn.execute(
-                    "UPDATE queue SET visible_at = ?, lease_owner = NULL "
-                    "WHERE seq = ? AND deliveries = ?",
-                    (now, seq, deliveries),
-                ).rowcount
-                if released and self.gate is not None:
-                    self.gate.release_in(conn, task_id)
+            for seq, held in self._held.items():
+                self._release_in(conn, seq, held)
         logger.warning("released %d unfinished jobs back to the queue", len(self._held))
         self._held.clear()
+        self._running.clear()
+
+    def _release_in(self, conn: sqlite3.Connection, seq: int, held: _Held) -> None:
+        released = conn.execute(
+            "UPDATE queue SET visible_at = ?, lease_owner = NULL "
+            "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
+            (self.clock(), seq, held.deliveries, self.consumer_id),
+        ).rowcount
+        if released and self.gate is not None and held.attempt is not None:
+            self.gate.release_in(conn, held.task_id, held.attempt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS queue (
     deliveries   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (lane, visible_at, seq);
+CREATE INDEX IF NOT EXISTS queue_by_task ON queue (task_id);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id            TEXT    PRIMARY KEY,
@@ -41,12 +43,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at    REAL    NOT NULL,
     error         TEXT,
     result        TEXT,
-    files_purged  INTEGER NOT NULL DEFAULT 0
+    files_purged  INTEGER NOT NULL DEFAULT 0,
+    message       BLOB
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
 CREATE INDEX IF NOT EXISTS jobs_by_kind ON jobs (tenant, kind, id);
 CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (status)
+    WHERE status IN ('queued', 'retrying', 'running');
 
 CREATE TABLE IF NOT EXISTS results (
     task_id     TEXT PRIMARY KEY,
@@ -61,6 +66,12 @@ CREATE TABLE IF NOT EXISTS schedules (
     schedule     TEXT NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS workers (
+    consumer     TEXT PRIMARY KEY,
+    task_names   TEXT NOT NULL,
+    seen_at      REAL NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS schedule_ticks (
     schedule_id  TEXT NOT NULL,
     tick         TEXT NOT NULL,
@@ -69,6 +80,10 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
 ) WITHOUT ROWID;
 """
 
+DEFAULT_LANE = "default"
+
+MIGRATIONS = (("jobs", "message", "ALTER TABLE jobs ADD COLUMN message BLOB"),)
+"""Columns added after the first release: (table, column, statement adding it)."""
 
 CHECKPOINT_SECONDS = 0.1
 
@@ -89,6 +104,8 @@ class Database:
         self._connection: sqlite3.Connection | None = None
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+        self.last_write_error: tuple[float, str] | None = None
+        """When the last write failed and why; cleared by the next write that commits."""
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -105,6 +122,7 @@ class Database:
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=10000")
         connection.executescript(SCHEMA)
+        _migrate(connection)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_forever, args=(self._stop,), name="offload-checkpoint",
@@ -127,13 +145,21 @@ class Database:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run statements as one write transaction, taking the write lock up front."""
         conn = self.connection
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full, I/O error) can leave the transaction open.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            self.last_write_error = (time.time(), str(error))
             raise
-        conn.execute("COMMIT")
+        self.last_write_error = None
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits to the file."""
@@ -145,3 +171,10 @@ class Database:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    for table, column, statement in MIGRATIONS:
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            connection.execute(statement)

@@ -7,13 +7,17 @@ import sqlite3
 from typing import Any
 
 from brokers.contract import (
+    EXPIRED,
+    WORKER_LOST,
     Admission,
+    Admitted,
     DeleteOutcome,
     JobQuery,
     JobRecord,
     PurgeReport,
+    SweepReport,
 )
-from brokers.sqlite.database import Database
+from brokers.sqlite.database import DEFAULT_LANE, Database
 from brokers.sqlite.group_commit import GroupCommit
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
@@ -22,6 +26,7 @@ _COLUMNS = (
     "started_at, finished_at, expires_at, error, result, files_purged"
 )
 _STARTABLE = ("queued", "retrying", "running")
+_TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def _dump(model: JobError | JobResult | Progress | None) -> str | None:
@@ -64,12 +69,12 @@ class SqliteJobStore:
     @staticmethod
     def insert(conn: sqlite3.Connection, job: JobRecord) -> None:
         conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 job.id, job.tenant, job.kind, job.status.value, json.dumps(job.request),
                 _dump(job.progress), job.attempts, job.max_attempts, job.created_at,
                 job.started_at, job.finished_at, job.expires_at, _dump(job.error),
-                _dump(job.result), int(job.files_purged),
+                _dump(job.result), int(job.files_purged), job.message,
             ),
         )  # fmt: skip
 
@@ -100,71 +105,104 @@ class SqliteJobStore:
         next_cursor = records[-1].id if len(rows) > query.limit else None
         return records, next_cursor
 
-    async def begin_attempt(self, job_id: str, now: float) -> Admission:
+    async def begin_attempt(self, job_id: str, now: float) -> Admitted:
         with self.database.transaction() as conn:
             return self.admit_in(conn, job_id, now)
 
     @staticmethod
-    def admit_in(conn: sqlite3.Connection, job_id: str, now: float) -> Admission:
+    def admit_in(conn: sqlite3.Connection, job_id: str, now: float) -> Admitted:
         started = conn.execute(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
-            "WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts RETURNING id",
-            (now, job_id, *_STARTABLE),
+            "WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts "
+            "AND expires_at > ? RETURNING attempts",
+            (now, job_id, *_STARTABLE, now),
         ).fetchone()
         if started is not None:
-            return Admission.RUN
-        row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return Admitted(Admission.RUN, int(started[0]))
+        row = conn.execute("SELECT status, expires_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            return Admission.NOT_A_JOB
-        if row[0] in _STARTABLE:
-            lost = JobError(
-                type="worker_lost",
-                message="the worker running this job stopped before it finished, on every attempt",
-                retryable=True,
-            )
+            return Admitted(Admission.NOT_A_JOB)
+        status, expires_at = row
+        if status in _STARTABLE:
+            why = EXPIRED if expires_at <= now else WORKER_LOST
             conn.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                (now, lost.model_dump_json(), job_id),
+                (now, why.model_dump_json(), job_id),
             )
-        return Admission.DROP
+        return Admitted(Admission.DROP)
+
+    async def holds(self, job_id: str, attempt: int) -> bool:
+        row = self.database.connection.execute(
+            "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND attempts = ?",
+            (job_id, attempt),
+        ).fetchone()
+        return row is not None
 
     async def finish(
-        self, job_id: str, now: float, *, result: JobResult | None, error: JobError | None
+        self,
+        job_id: str,
+        attempt: int,
+        now: float,
+        *,
+        result: JobResult | None,
+        error: JobError | None,
     ) -> bool:
         status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
 
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? "
-                "WHERE id = ? AND status = 'running' RETURNING id",
-                (status.value, now, _dump(result), _dump(error), job_id),
+                "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
+                (status.value, now, _dump(result), _dump(error), job_id, attempt),
             ).fetchone()
+            if row is None:  # recorded already by this attempt?
+                row = conn.execute(
+                    "SELECT 1 FROM jobs WHERE id = ? AND status = ? AND attempts = ?",
+                    (job_id, status.value, attempt),
+                ).fetchone()
             return row is not None
 
         return await self.group.write(record)
 
-    async def requeue(self, job_id: str) -> bool:
+    async def release(self, job_id: str, attempt: int) -> bool:
         with self.database.transaction() as conn:
-            return self.release_in(conn, job_id)
+            return self.release_in(conn, job_id, attempt)
 
     @staticmethod
-    def release_in(conn: sqlite3.Connection, job_id: str) -> bool:
-        """A released job did not really get its attempt: give it back."""
+    def release_in(conn: sqlite3.Connection, job_id: str, attempt: int) -> bool:
+        """A released attempt did not really get to run: give it back."""
         row = conn.execute(
             "UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0) "
-            "WHERE id = ? AND status = 'running' RETURNING id",
-            (job_id,),
+            "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
+            (job_id, attempt),
         ).fetchone()
         return row is not None
 
-    async def set_progress(self, job_id: str, progress: Progress) -> None:
-        def record(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
-                (progress.model_dump_json(), job_id),
-            )
+    async def fail_undeliverable(self, job_id: str, now: float, error: JobError) -> bool:
+        with self.database.transaction() as conn:
+            return self.fail_undeliverable_in(conn, job_id, now, error)
 
-        await self.group.write(record)
+    @staticmethod
+    def fail_undeliverable_in(
+        conn: sqlite3.Connection, job_id: str, now: float, error: JobError
+    ) -> bool:
+        row = conn.execute(
+            "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? "
+            "WHERE id = ? AND status IN (?, ?, ?) RETURNING id",
+            (now, error.model_dump_json(), job_id, *_STARTABLE),
+        ).fetchone()
+        return row is not None
+
+    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool:
+        def record(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "UPDATE jobs SET progress = ? "
+                "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
+                (progress.model_dump_json(), job_id, attempt),
+            ).fetchone()
+            return row is not None
+
+        return await self.group.write(record)
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         with self.database.transaction() as conn:
@@ -181,15 +219,42 @@ class SqliteJobStore:
         report = PurgeReport()
         with self.database.transaction() as conn:
             rows = conn.execute(
-                "UPDATE jobs SET files_purged = 1, result = NULL "
-                "WHERE expires_at <= ? AND files_purged = 0 RETURNING id",
-                (now,),
+                "UPDATE jobs SET files_purged = 1, result = NULL WHERE expires_at <= ? "
+                "AND files_purged = 0 AND status IN (?, ?, ?) RETURNING id",
+                (now, *_TERMINAL),
             ).fetchall()
             report.files_of = [row[0] for row in rows]
             report.rows_deleted = conn.execute(
-                "DELETE FROM jobs WHERE expires_at <= ?", (now - tombstone_seconds,)
+                "DELETE FROM jobs WHERE expires_at <= ? AND status IN (?, ?, ?)",
+                (now - tombstone_seconds, *_TERMINAL),
             ).rowcount
             conn.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+        return report
+
+    async def sweep(self, now: float) -> SweepReport:
+        report = SweepReport()
+        with self.database.transaction() as conn:
+            orphans = conn.execute(
+                "SELECT id, attempts, max_attempts, message FROM jobs "
+                "WHERE status IN (?, ?, ?) "
+                "AND NOT EXISTS (SELECT 1 FROM queue WHERE queue.task_id = jobs.id)",
+                _STARTABLE,
+            ).fetchall()
+            for job_id, attempts, max_attempts, message in orphans:
+                if message is None or attempts >= max_attempts:
+                    conn.execute(
+                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? "
+                        "WHERE id = ?",
+                        (now, WORKER_LOST.model_dump_json(), job_id),
+                    )
+                    report.failed.append(job_id)
+                    continue
+                conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+                conn.execute(
+                    "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
+                    (job_id, DEFAULT_LANE, message, now),
+                )
+                report.requeued.append(job_id)
         return report
 
     async def ping(self) -> None:

@@ -151,7 +151,7 @@ async def consumer(
             keys=keys,
             lease_seconds=lease_seconds,
             gate=store.begin_attempt if gated else None,
-            release=store.requeue if gated else None,
+            refuse=store.fail_undeliverable if gated else None,
         )
         made.append(Consumer(broker))
         return made[-1]

@@ -75,13 +75,17 @@ async def new_job(
     return job_id
 
 
-async def run(store: JobStore, job_id: str) -> None:
-    assert await store.begin_attempt(job_id, time.time()) is Admission.RUN
+async def run(store: JobStore, job_id: str) -> int:
+    admitted = await store.begin_attempt(job_id, time.time())
+    assert admitted.admission is Admission.RUN
+    return admitted.attempt
 
 
 async def succeed(store: JobStore, job_id: str, result: JobResult | None = None) -> None:
-    await run(store, job_id)
-    assert await store.finish(job_id, time.time(), result=result or JobResult(), error=None)
+    attempt = await run(store, job_id)
+    assert await store.finish(
+        job_id, attempt, time.time(), result=result or JobResult(), error=None
+    )
 
 
 async def listed(store: JobStore, **query: object) -> list[str]:
@@ -110,9 +114,11 @@ async def test_a_succeeded_job_is_never_moved_back_or_given_a_second_result(
     job_id = await new_job(store)
     first = JobResult(data={"n": 1})
     await succeed(store, job_id, first)
-    assert await store.begin_attempt(job_id, time.time()) is Admission.DROP
-    assert not await store.finish(job_id, time.time(), result=JobResult(data={"n": 2}), error=None)
-    assert not await store.requeue(job_id)
+    assert (await store.begin_attempt(job_id, time.time())).admission is Admission.DROP
+    assert not await store.finish(
+        job_id, 2, time.time(), result=JobResult(data={"n": 2}), error=None
+    )
+    assert not await store.release(job_id, 1)
     record = await store.get(job_id)
     assert record is not None
     assert record.status is JobStatus.SUCCEEDED
@@ -122,8 +128,8 @@ async def test_a_succeeded_job_is_never_moved_back_or_given_a_second_result(
 
 async def test_a_failure_is_recorded_with_its_reason(store: JobStore) -> None:
     job_id = await new_job(store)
-    await run(store, job_id)
-    assert await store.finish(job_id, time.time(), result=None, error=BAD_INPUT)
+    attempt = await run(store, job_id)
+    assert await store.finish(job_id, attempt, time.time(), result=None, error=BAD_INPUT)
     record = await store.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED and record.error == BAD_INPUT
     assert record.finished_at is not None and record.result is None
@@ -131,12 +137,14 @@ async def test_a_failure_is_recorded_with_its_reason(store: JobStore) -> None:
 
 async def test_a_queued_job_cannot_be_finished(store: JobStore) -> None:
     job_id = await new_job(store)
-    assert not await store.finish(job_id, time.time(), result=JobResult(), error=None)
+    assert not await store.finish(job_id, 0, time.time(), result=JobResult(), error=None)
+    assert not await store.finish(job_id, 1, time.time(), result=JobResult(), error=None)
     assert await status_of(store, job_id) is JobStatus.QUEUED
 
 
 async def test_plain_taskiq_tasks_are_not_jobs(store: JobStore) -> None:
-    assert await store.begin_attempt("not-a-job", time.time()) is Admission.NOT_A_JOB
+    admitted = await store.begin_attempt("not-a-job", time.time())
+    assert admitted.admission is Admission.NOT_A_JOB
 
 
 async def test_an_orphaned_running_job_runs_again_counting_the_attempt(store: JobStore) -> None:
@@ -151,7 +159,7 @@ async def test_a_job_that_lost_every_attempt_fails_as_worker_lost(store: JobStor
     job_id = await new_job(store, max_attempts=2)
     await run(store, job_id)
     await run(store, job_id)
-    assert await store.begin_attempt(job_id, time.time()) is Admission.DROP
+    assert (await store.begin_attempt(job_id, time.time())).admission is Admission.DROP
     record = await store.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED and record.attempts == 2
     assert record.error is not None and record.error.type == "worker_lost"
@@ -164,24 +172,25 @@ async def test_a_released_job_is_queued_again_with_its_attempt_given_back(
     store: JobStore,
 ) -> None:
     job_id = await new_job(store)
-    assert not await store.requeue(job_id), "only a running job can be released"
-    await run(store, job_id)
-    assert await store.requeue(job_id)
+    assert not await store.release(job_id, 1), "only a running job can be released"
+    attempt = await run(store, job_id)
+    assert not await store.release(job_id, attempt + 1), "only by the attempt that runs it"
+    assert await store.release(job_id, attempt)
     record = await store.get(job_id)
     assert record is not None and record.status is JobStatus.QUEUED and record.attempts == 0
 
 
 async def test_progress_is_kept_only_while_running(store: JobStore) -> None:
     job_id = await new_job(store)
-    await store.set_progress(job_id, Progress(done=1, total=2))
+    assert not await store.set_progress(job_id, 1, Progress(done=1, total=2))
     record = await store.get(job_id)
     assert record is not None and record.progress is None
-    await run(store, job_id)
-    await store.set_progress(job_id, Progress(done=1, total=2, message="half"))
+    attempt = await run(store, job_id)
+    assert await store.set_progress(job_id, attempt, Progress(done=1, total=2, message="half"))
     record = await store.get(job_id)
     assert record is not None and record.progress == Progress(done=1, total=2, message="half")
-    assert await store.finish(job_id, time.time(), result=JobResult(), error=None)
-    await store.set_progress(job_id, Progress(done=2, total=2))
+    assert await store.finish(job_id, attempt, time.time(), result=JobResult(), error=None)
+    assert not await store.set_progress(job_id, attempt, Progress(done=2, total=2))
     record = await store.get(job_id)
     assert record is not None and record.progress == Progress(done=1, total=2, message="half")
 
@@ -271,14 +280,14 @@ async def test_status_listings_follow_every_transition(
         return found
 
     assert await where() == {JobStatus.QUEUED}
-    await run(store, job_id)
+    attempt = await run(store, job_id)
     assert await where() == {JobStatus.RUNNING}
     if outcome == "release":
-        assert await store.requeue(job_id)
+        assert await store.release(job_id, attempt)
     else:
         error = BAD_INPUT if outcome == "fail" else None
         result = None if error else JobResult()
-        assert await store.finish(job_id, time.time(), result=result, error=error)
+        assert await store.finish(job_id, attempt, time.time(), result=result, error=error)
     assert await where() == {final}
     assert await status_of(store, job_id) is final
     assert await listed(store) == [job_id]
@@ -291,11 +300,11 @@ async def test_status_listings_follow_every_transition(
 async def test_delete_refuses_unfinished_jobs_and_forgets_finished_ones(store: JobStore) -> None:
     job_id = await new_job(store)
     assert await store.delete(job_id) is DeleteOutcome.NOT_FINISHED
-    await run(store, job_id)
+    attempt = await run(store, job_id)
     assert await store.delete(job_id) is DeleteOutcome.NOT_FINISHED
     assert await status_of(store, job_id) is JobStatus.RUNNING
     assert await listed(store, status=JobStatus.RUNNING) == [job_id]
-    assert await store.finish(job_id, time.time(), result=JobResult(), error=None)
+    assert await store.finish(job_id, attempt, time.time(), result=JobResult(), error=None)
     assert await store.delete(job_id) is DeleteOutcome.DELETED
     assert await store.get(job_id) is None
     assert await listed(store) == []
@@ -308,37 +317,138 @@ async def test_purge_forgets_files_at_expiry_and_rows_after_the_tombstone(
     store: JobStore,
 ) -> None:
     clock = Clock()
-    expired = await new_job(store, clock, expires_in=-10)
+    expired = await new_job(store, clock, expires_in=1)
     await succeed(store, expired, JobResult(data={"kept": False}))
-    fresh = await new_job(store, clock)
+    fresh = await new_job(store, clock, expires_in=60)
+    await succeed(store, fresh)
+    now = time.time() + 2
 
-    report = await store.purge_expired(time.time(), TOMBSTONE_SECONDS)
+    report = await store.purge_expired(now, TOMBSTONE_SECONDS)
     assert report.files_of == [expired]
     assert report.rows_deleted == 0
     record = await store.get(expired)
     assert record is not None and record.files_purged and record.result is None
     assert record.status is JobStatus.SUCCEEDED
-    assert (await store.purge_expired(time.time(), TOMBSTONE_SECONDS)).files_of == []
+    assert (await store.purge_expired(now, TOMBSTONE_SECONDS)).files_of == []
     assert await listed(store) == [fresh, expired], "a purged job still answers until forgotten"
 
-    report = await store.purge_expired(time.time() + TOMBSTONE_SECONDS, TOMBSTONE_SECONDS)
+    report = await store.purge_expired(now + TOMBSTONE_SECONDS, TOMBSTONE_SECONDS)
     assert report.files_of == [fresh], "the fresh job has expired by now"
     assert report.rows_deleted == 1, "the expired job is past its tombstone"
     assert await store.get(expired) is None
     assert await listed(store) == [fresh]
-    assert await listed(store, status=JobStatus.SUCCEEDED) == []
+    assert await listed(store, status=JobStatus.SUCCEEDED) == [fresh]
 
-    report = await store.purge_expired(time.time() + TOMBSTONE_SECONDS + 120, TOMBSTONE_SECONDS)
+    report = await store.purge_expired(now + TOMBSTONE_SECONDS + 120, TOMBSTONE_SECONDS)
     assert report.files_of == [] and report.rows_deleted == 1
     assert await store.get(fresh) is None
     assert await listed(store) == []
-    assert await listed(store, status=JobStatus.QUEUED) == []
+    assert await listed(store, status=JobStatus.SUCCEEDED) == []
 
 
 async def test_purge_honours_the_tombstone_time_it_is_given(store: JobStore) -> None:
     expired = await new_job(store, expires_in=-10)
+    await store.fail_undeliverable(expired, time.time(), BAD_INPUT)
     report = await store.purge_expired(time.time() + 60, tombstone_seconds=30)
     assert report.files_of == [expired]
     assert report.rows_deleted == 1
     assert await store.get(expired) is None
     assert await listed(store) == []
+
+
+async def test_purge_never_touches_a_job_that_has_not_finished(store: JobStore) -> None:
+    """Its message would still run it and write files that nothing purges."""
+    queued = await new_job(store, expires_in=1)
+    running = await new_job(store, expires_in=1)
+    await run(store, running)
+    report = await store.purge_expired(time.time() + 10 * TOMBSTONE_SECONDS, TOMBSTONE_SECONDS)
+    assert report.files_of == [] and report.rows_deleted == 0
+    assert await status_of(store, queued) is JobStatus.QUEUED
+    assert await status_of(store, running) is JobStatus.RUNNING
+
+
+# -- fencing: only the attempt that holds a job touches it --------------------------------------
+
+
+async def test_a_superseded_attempt_cannot_finish_or_report_progress(store: JobStore) -> None:
+    job_id = await new_job(store)
+    stalled = await run(store, job_id)
+    current = await run(store, job_id)  # taken over after the stalled worker's lease ran out
+    assert current == stalled + 1
+    assert await store.holds(job_id, current)
+    assert not await store.holds(job_id, stalled)
+    assert not await store.set_progress(job_id, stalled, Progress(done=1))
+    assert not await store.finish(job_id, stalled, time.time(), result=None, error=BAD_INPUT)
+    assert not await store.release(job_id, stalled)
+    assert await status_of(store, job_id) is JobStatus.RUNNING
+    assert await store.finish(job_id, current, time.time(), result=JobResult(), error=None)
+    record = await store.get(job_id)
+    assert record is not None and record.status is JobStatus.SUCCEEDED and record.error is None
+
+
+async def test_recording_the_same_outcome_twice_answers_true(store: JobStore) -> None:
+    """redis-py resends a script whose reply was lost: the repeat must not read as refused."""
+    job_id = await new_job(store)
+    attempt = await run(store, job_id)
+    assert await store.finish(job_id, attempt, time.time(), result=None, error=BAD_INPUT)
+    assert await store.finish(job_id, attempt, time.time(), result=None, error=BAD_INPUT)
+    assert not await store.finish(job_id, attempt, time.time(), result=JobResult(), error=None)
+    record = await store.get(job_id)
+    assert record is not None and record.status is JobStatus.FAILED
+
+
+async def test_a_job_that_expired_before_it_started_fails_as_expired(store: JobStore) -> None:
+    job_id = await new_job(store, expires_in=-1)
+    assert (await store.begin_attempt(job_id, time.time())).admission is Admission.DROP
+    record = await store.get(job_id)
+    assert record is not None and record.status is JobStatus.FAILED and record.attempts == 0
+    assert record.error is not None and record.error.type == "expired"
+
+
+async def test_an_undeliverable_job_fails_with_the_reason(store: JobStore) -> None:
+    unknown = JobError(type="unknown_kind", message="no worker knows it", retryable=True)
+    queued = await new_job(store)
+    running = await new_job(store)
+    finished = await new_job(store)
+    await run(store, running)
+    await succeed(store, finished)
+    for job_id in (queued, running):
+        assert await store.fail_undeliverable(job_id, time.time(), unknown)
+        record = await store.get(job_id)
+        assert record is not None and record.status is JobStatus.FAILED and record.error == unknown
+    assert not await store.fail_undeliverable(finished, time.time(), unknown)
+    assert await status_of(store, finished) is JobStatus.SUCCEEDED
+    assert await listed(store, status=JobStatus.FAILED) == [running, queued]
+
+
+# -- the sweeper -------------------------------------------------------------------------------
+
+
+async def test_the_sweeper_queues_again_a_job_whose_message_is_gone(store: JobStore) -> None:
+    now = time.time()
+    job_id = new_job_id(now)
+    await store.create(
+        JobRecord(id=job_id, tenant="local", kind="qr", request={}, created_at=now,
+                  expires_at=now + 60, max_attempts=3, message=b"the message")
+    )  # fmt: skip
+    attempt = await run(store, job_id)  # then its message was acked with no outcome
+    report = await store.sweep(time.time())
+    assert report.requeued == [job_id] and report.failed == []
+    record = await store.get(job_id)
+    assert record is not None and record.status is JobStatus.QUEUED and record.attempts == attempt
+    assert (await store.sweep(time.time())).requeued == [], "its message is back now"
+
+
+async def test_the_sweeper_fails_a_lost_job_with_no_attempts_left(store: JobStore) -> None:
+    spent = await new_job(store, max_attempts=1)
+    await run(store, spent)
+    no_message = await new_job(store)
+    finished = await new_job(store)
+    await succeed(store, finished)
+    report = await store.sweep(time.time())
+    assert sorted(report.failed) == sorted([spent, no_message]) and report.requeued == []
+    for job_id in (spent, no_message):
+        record = await store.get(job_id)
+        assert record is not None and record.status is JobStatus.FAILED
+        assert record.error is not None and record.error.type == "worker_lost"
+    assert await status_of(store, finished) is JobStatus.SUCCEEDED

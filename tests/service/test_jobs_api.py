@@ -127,10 +127,11 @@ async def test_delete_removes_a_finished_job_and_its_files(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
     job = await wait_for_job(client, str((await submit(client))["id"]))
-    assert any_backend.files.path(job["id"], "qr") is not None
+    file_id = job["result"]["files"][0]["id"]
+    assert any_backend.files.path(job["id"], file_id) is not None
     response = await client.delete(f"/v1/jobs/{job['id']}")
     assert response.status_code == 204
-    assert any_backend.files.path(job["id"], "qr") is None
+    assert any_backend.files.path(job["id"], file_id) is None
     assert (await client.get(f"/v1/jobs/{job['id']}")).status_code == 404
 
 

@@ -174,6 +174,7 @@ OUTAGE_SECONDS = 2.0
 SUBMIT_EVERY = 0.02
 MAX_ANSWER_SECONDS = 5.0
 OUTAGE_LEASE_SECONDS = 3.0
+SUBMITTERS = 8
 
 
 @dataclass
@@ -196,7 +197,8 @@ async def submit_until(http: httpx.AsyncClient, until: float, log: list[Submit])
         except httpx.TransportError as error:
             log.append(Submit(started, time.monotonic(), type(error).__name__))
         else:
-            job_id = response.json().get("id") if response.status_code == 202 else None
+            body = response.json()
+            job_id = body.get("id") if response.status_code == 202 else body.get("job_id")
             log.append(
                 Submit(
                     started,
@@ -210,15 +212,20 @@ async def submit_until(http: httpx.AsyncClient, until: float, log: list[Submit])
 
 
 async def final_states(
-    http: httpx.AsyncClient, job_ids: list[str], timeout: float
+    http: httpx.AsyncClient, job_ids: list[str], timeout: float, missing_ok: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Poll every job until all are terminal or ``timeout`` passes; return the last states."""
+    """Poll every job until all are terminal or ``timeout`` passes; return the last states.
+
+    With ``missing_ok``, a job that does not exist (404) is left out."""
     deadline = time.monotonic() + timeout
     states: dict[str, dict[str, Any]] = {}
     waiting = list(job_ids)
     while waiting and time.monotonic() < deadline:
         for job_id in list(waiting):
             response = await http.get(f"/v1/jobs/{job_id}")
+            if missing_ok and response.status_code == 404:
+                waiting.remove(job_id)
+                continue
             assert response.status_code == 200, response.text
             states[job_id] = response.json()
             if states[job_id]["status"] in TERMINAL:
@@ -246,7 +253,9 @@ async def test_a_redis_outage_under_load_answers_503_and_loses_no_accepted_job(
     log: list[Submit] = []
     async with httpx.AsyncClient(base_url=serve.base_url, timeout=15) as http:
         began = time.monotonic()
-        load = asyncio.create_task(submit_until(http, began + LOAD_SECONDS, log))
+        load = asyncio.gather(
+            *(submit_until(http, began + LOAD_SECONDS, log) for _ in range(SUBMITTERS))
+        )
         await asyncio.sleep(OUTAGE_AT)
         try:
             await asyncio.to_thread(durable_redis.stop)
@@ -277,8 +286,12 @@ async def test_a_redis_outage_under_load_answers_503_and_loses_no_accepted_job(
             any(submit.status == 202 for submit in after),
             f"the API took no job after Redis came back: {[s.status for s in after][:20]}",
         )
-        accepted = [submit.job_id for submit in log if submit.job_id is not None]
+        accepted = [s.job_id for s in log if s.status == 202 and s.job_id is not None]
         states = await final_states(http, accepted, timeout=2 * OUTAGE_LEASE_SECONDS)
+        unconfirmed = [s.job_id for s in refused if s.job_id is not None]
+        withdrawn = await final_states(
+            http, unconfirmed, timeout=2 * OUTAGE_LEASE_SECONDS, missing_ok=True
+        )
 
     processes.check(serve.alive() and worker.alive(), "the API or the worker exited")
     processes.check(WORKER_DIED not in worker.log(), "the worker process had to be restarted")
@@ -290,6 +303,10 @@ async def test_a_redis_outage_under_load_answers_503_and_loses_no_accepted_job(
     processes.check(
         not unfinished, f"accepted jobs that did not succeed: {unfinished} of {len(accepted)}"
     )
+    ran_after_503 = {
+        job_id: job["error"] for job_id, job in withdrawn.items() if job["status"] == "succeeded"
+    }
+    processes.check(not ran_after_503, f"jobs answered 503 that ran anyway: {ran_after_503}")
 
 
 # -- (c) two schedulers ------------------------------------------------------------------------
