@@ -198,7 +198,8 @@ class HeldDeliveries(Protocol):
         ...
 
     async def hand_back(self, task_id: str) -> None:
-        """Put the job's message back at once and give its attempt back (it was cut short)."""
+        """Put the job's message back at once (it was cut short); the attempt counts, so a
+        task that always cancels itself ends as ``worker_lost``."""
         ...
 
     def abandon(self, task_id: str) -> None:

@@ -21,18 +21,14 @@ class LocalFileStore:
         """Write one result file atomically: readers see all of it or nothing."""
         folder = self._folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-", delete=False) as handle:
-            temporary = Path(handle.name)
-            try:
-                handle.write(content)
-                handle.flush()
-            except BaseException:
-                handle.close()
-                temporary.unlink(missing_ok=True)
-                raise
+        descriptor, temporary_path = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        temporary = Path(temporary_path)
         try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(content)
             os.replace(temporary, folder / file_id)
         except BaseException:
+            # A full disk fails the write or the close: leave no partial file behind.
             temporary.unlink(missing_ok=True)
             raise
         return ResultFile(

@@ -36,6 +36,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
             return
         await backend.broker.startup()
         runtime = EmbeddedRuntime(backend, app) if run_embedded else None
+        app.state.runtime = runtime
         if runtime is not None:
             await runtime.start()
         logger.info(

@@ -176,7 +176,7 @@ class OffloadStreamBroker(RedisStreamBroker):
                     waited = time.monotonic() - fetched_at > self.lease_seconds / 3
                     if waited and entry_id.decode() in await self._lost([entry_id.decode()]):
                         continue
-                    message = await self._hand_out(entry_id.decode(), fields)
+                    message = await self._hand_out_or_put_back(entry_id.decode(), fields)
                     if message is not None:
                         yield message
 
@@ -205,6 +205,20 @@ class OffloadStreamBroker(RedisStreamBroker):
         if claimed:
             logger.warning("reclaimed %d jobs from a worker that stopped", len(claimed))
         return claimed
+
+    async def _hand_out_or_put_back(
+        self, entry_id: str, fields: dict[bytes, bytes]
+    ) -> AckableMessage | None:
+        try:
+            return await self._hand_out(entry_id, fields)
+        except BaseException:
+            # Put it back for any worker now rather than after a lease.
+            held = self._held.pop(entry_id, None) or _Held(fields.get(b"task_id", b"").decode())
+            if self._running.get(held.task_id) == entry_id:
+                del self._running[held.task_id]
+            with contextlib.suppress(*UNAVAILABLE, ResponseError):
+                await self._hand_back(entry_id, held)
+            raise
 
     async def _hand_out(self, entry_id: str, fields: dict[bytes, bytes]) -> AckableMessage | None:
         task_id = fields.get(b"task_id", b"").decode()
@@ -266,11 +280,11 @@ class OffloadStreamBroker(RedisStreamBroker):
         return None if held is None else held.attempt
 
     async def hand_back(self, task_id: str) -> None:
-        """Hand one running job back to the stream at once, its attempt given back."""
+        """Put one running job's entry back at once; its attempt counts (it did run)."""
         entry_id = self._running.pop(task_id, None)
         held = None if entry_id is None else self._held.pop(entry_id, None)
         if entry_id is not None and held is not None:
-            await self._hand_back(entry_id, held)
+            await self._hand_back(entry_id, held, give_back_attempt=False)
 
     def abandon(self, task_id: str) -> None:
         """Stop renewing a job's entry: another worker reclaims it after the lease."""
@@ -278,8 +292,8 @@ class OffloadStreamBroker(RedisStreamBroker):
         if entry_id is not None:
             self._held.pop(entry_id, None)
 
-    async def _hand_back(self, entry_id: str, held: _Held) -> None:
-        attempt = "" if held.attempt is None else str(held.attempt)
+    async def _hand_back(self, entry_id: str, held: _Held, give_back_attempt: bool = True) -> None:
+        attempt = "" if held.attempt is None or not give_back_attempt else str(held.attempt)
         args = [held.task_id, attempt, self.consumer_group_name, self.consumer_name, entry_id]
         await self._scripts.hand_back(keys=[self.keys.prefix, self.queue_name], args=args)
 

@@ -31,6 +31,10 @@ from schemas.jobs import JobError
 
 logger = logging.getLogger(__name__)
 
+HAND_BACK_SECONDS = 1.0
+"""A message for a task this worker does not know waits this long before any worker sees it
+again (another live worker knows the task: a rolling deploy)."""
+
 
 class DeliveryGate(Protocol):
     """Decides, inside the hand-out's transaction, whether a delivered job should run."""
@@ -132,7 +136,7 @@ class SqliteBroker(AsyncBroker):
                 if not self._claimed:
                     await self._wait_for_work()
                     continue
-                message = await self._hand_out(*self._claimed.popleft())
+                message = await self._hand_out_or_put_back(*self._claimed.popleft())
             except sqlite3.Error as error:
                 # Locked past the busy timeout, disk full, I/O error: wait and go on. What
                 # this process leased and could not hand out comes back after its lease.
@@ -172,6 +176,18 @@ class SqliteBroker(AsyncBroker):
             self._held[seq] = _Held(deliveries, task_id)
         return claimed
 
+    async def _hand_out_or_put_back(
+        self, seq: int, deliveries: int, task_id: str, payload: bytes
+    ) -> AckableMessage | None:
+        try:
+            return await self._hand_out(seq, deliveries, task_id, payload)
+        except BaseException:
+            # Whatever failed, the row must not stay leased and renewed by nobody's job.
+            self._held.pop(seq, None)
+            with contextlib.suppress(sqlite3.Error):
+                self._put_back(seq, deliveries, after=0)
+            raise
+
     async def _hand_out(
         self, seq: int, deliveries: int, task_id: str, payload: bytes
     ) -> AckableMessage | None:
@@ -179,7 +195,7 @@ class SqliteBroker(AsyncBroker):
         if self.screen is not None:
             screened = await self.screen.screen(payload, now)
             if screened.verdict is Verdict.HAND_BACK:
-                self._put_back(seq, deliveries, after=self.lease_seconds / 3)
+                self._put_back(seq, deliveries, after=HAND_BACK_SECONDS)
                 return None
             if screened.verdict is Verdict.REFUSE:
                 self._refuse(seq, deliveries, task_id, screened, now)
@@ -291,13 +307,13 @@ class SqliteBroker(AsyncBroker):
         return None if held is None else held.attempt
 
     async def hand_back(self, task_id: str) -> None:
-        """Hand one running job back to the queue at once, its attempt given back."""
+        """Put one running job's row back at once; its attempt counts (it did run)."""
         seq = self._running.pop(task_id, None)
         held = None if seq is None else self._held.pop(seq, None)
         if seq is None or held is None:
             return
         with self.database.transaction() as conn:
-            self._release_in(conn, seq, held)
+            self._release_in(conn, seq, held, give_back_attempt=False)
 
     def abandon(self, task_id: str) -> None:
         """Stop renewing a job's lease: it is delivered again once the lease runs out."""
@@ -336,11 +352,13 @@ class SqliteBroker(AsyncBroker):
         self._held.clear()
         self._running.clear()
 
-    def _release_in(self, conn: sqlite3.Connection, seq: int, held: _Held) -> None:
+    def _release_in(
+        self, conn: sqlite3.Connection, seq: int, held: _Held, give_back_attempt: bool = True
+    ) -> None:
         released = conn.execute(
             "UPDATE queue SET visible_at = ?, lease_owner = NULL "
             "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
             (self.clock(), seq, held.deliveries, self.consumer_id),
         ).rowcount
-        if released and self.gate is not None and held.attempt is not None:
+        if released and give_back_attempt and self.gate and held.attempt is not None:
             self.gate.release_in(conn, held.task_id, held.attempt)

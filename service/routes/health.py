@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from brokers.factory import Backend
 from service.deps import BackendDep
 
 router = APIRouter(tags=["ops"])
@@ -29,13 +32,35 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
+MIN_FREE_BYTES = 1 << 20
+"""Below this much free space in the data directory, the embedded backend is degraded."""
+WRITE_ERROR_SHOWN_SECONDS = 60.0
+
+
+def _disk_check(backend: Backend) -> str:
+    database = backend.database
+    if database is None:
+        return "ok"
+    folder = database.path.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        return f"unreadable: {error}"
+    if free < MIN_FREE_BYTES:
+        return f"full: {free} bytes free in {folder}"
+    failed = database.last_write_error
+    if failed is not None and time.time() - failed[0] < WRITE_ERROR_SHOWN_SECONDS:
+        return f"writes failing: {failed[1]}"
+    return "ok"
+
+
 @router.get(
     "/readyz",
     operation_id="get_readiness",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "A part is down"}},
 )
-async def readyz(backend: BackendDep) -> Any:
+async def readyz(backend: BackendDep, request: Request) -> Any:
     """Says whether the job backend answers, and what is degraded if not."""
     checks: dict[str, str] = {}
     try:
@@ -43,6 +68,11 @@ async def readyz(backend: BackendDep) -> Any:
         checks["store"] = "ok"
     except Exception as error:
         checks["store"] = f"unreachable: {error}"
+    if backend.embedded:
+        checks["disk"] = _disk_check(backend)
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        checks.update(runtime.checks())
     degraded = any(value != "ok" for value in checks.values())
     readiness = Readiness(
         status="degraded" if degraded else "ok", backend=backend.settings.backend, checks=checks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -230,3 +231,45 @@ async def test_messages_survive_a_restart(make_broker: BrokerFactory) -> None:
     after = make_broker()
     await after.startup()
     assert (await next_message(after)).data == b"durable"
+
+
+async def test_only_a_job_handed_out_to_run_is_running(make_broker: BrokerFactory) -> None:
+    """A claim leases up to ``prefetch`` rows; those still waiting in the worker are not
+    started, so a crash costs them no attempt and started_at is when the job started."""
+    dying, survivor = make_broker(lease_seconds=0.5), make_broker(lease_seconds=30)
+    await dying.startup()
+    await survivor.startup()
+    store = SqliteJobStore(dying.database)
+    jobs = [await store_job(dying, JobStatus.QUEUED) for _ in range(4)]
+    for job_id in jobs:
+        await kick(dying, job_id)
+    first = await next_message(dying)
+    assert first.data == jobs[0].encode()
+    statuses = [(await store.get(job_id)) for job_id in jobs]
+    assert [record.status for record in statuses if record] == [
+        JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.QUEUED, JobStatus.QUEUED
+    ]  # fmt: skip
+    assert queue_rows(dying) == 4
+    await dying._heartbeat.stop()  # dies like kill -9: no release, no more renewals
+    dying._held.clear()
+    await asyncio.sleep(0.6)
+    redelivered = [(await next_message(survivor)).data.decode() for _ in range(4)]
+    assert sorted(redelivered) == sorted(jobs)
+    attempts = {job_id: (await store.get(job_id)).attempts for job_id in jobs}  # type: ignore[union-attr]
+    assert attempts == {jobs[0]: 2, jobs[1]: 1, jobs[2]: 1, jobs[3]: 1}
+
+
+async def test_the_listener_survives_a_database_error(make_broker: BrokerFactory) -> None:
+    broker = make_broker()
+    await broker.startup()
+    failures = iter([sqlite3.OperationalError("database or disk is full")])
+    real_claim = broker._claim
+
+    def claim_failing_once(limit: int) -> list[tuple[int, int, str, bytes]]:
+        for failure in failures:
+            raise failure
+        return real_claim(limit)
+
+    broker._claim = claim_failing_once  # type: ignore[method-assign]
+    await kick(broker, "after the error")
+    assert (await next_message(broker)).data == b"after the error"

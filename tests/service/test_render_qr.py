@@ -61,5 +61,8 @@ async def test_health_and_readiness(client: httpx.AsyncClient, any_backend: Back
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    expected = {"status": "ok", "backend": any_backend.settings.backend, "checks": {"store": "ok"}}
+    checks = {"store": "ok", "worker": "ok"}
+    if any_backend.embedded:
+        checks["disk"] = "ok"
+    expected = {"status": "ok", "backend": any_backend.settings.backend, "checks": checks}
     assert ready.json() == expected
