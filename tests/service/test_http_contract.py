@@ -1,0 +1,63 @@
+"""HTTP semantics the API promises beyond single routes: methods, media types, ids, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from brokers.contract import JobRecord, new_job_id
+from brokers.factory import Backend
+from schemas.jobs import JobResult, JobStatus
+from tests.support.jobs import wait_for_job
+
+PROBLEM = "application/problem+json"
+JOB_ID = "0123456789abcdef0123456789abcdef"
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+async def store_job(backend: Backend, *, status: JobStatus, expired: bool = False) -> JobRecord:
+    now = time.time()
+    record = JobRecord(
+        id=new_job_id(now),
+        tenant="local",
+        kind="qr",
+        request={"data": "stored"},
+        created_at=now - (3600 if expired else 0),
+        expires_at=now - 1 if expired else now + 3600,
+        max_attempts=3,
+        status=status,
+        result=JobResult(data={}) if status is JobStatus.SUCCEEDED else None,
+    )
+    await backend.store.create(record)
+    await asyncio.sleep(0.002)
+    return record
+
+
+async def finished_job(client: httpx.AsyncClient, **options: object) -> dict[str, Any]:
+    submitted = await client.post("/v1/jobs/qr", json={"data": "hello", **options})
+    assert submitted.status_code == 202, submitted.text
+    job = await wait_for_job(client, submitted.json()["id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+async def spec_of(client: httpx.AsyncClient) -> dict[str, Any]:
+    spec: dict[str, Any] = (await client.get("/openapi.json")).json()
+    return spec
+
+
+# 7. Deleting a job leaves no empty folder behind.
+
+
+async def test_delete_removes_the_job_folder_and_its_empty_shard(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    job = await finished_job(client)
+    shard = any_backend.files.root / job["id"][-2:]
+    assert (shard / job["id"]).is_dir()
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+    assert not shard.exists()
+    assert list(any_backend.files.root.iterdir()) == []
