@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from brokers.factory import Backend
 from service.body_limit import BodyLimitMiddleware
+from service.docs import install_docs
 from service.embedded import EmbeddedRuntime
 from service.handlers import install_handlers
 from service.routes import health, jobs, qr
@@ -56,10 +57,13 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.backend = backend
     install_handlers(app, backend.unavailable_errors)
     app.add_middleware(BodyLimitMiddleware, max_bytes=backend.settings.max_body_bytes)
+    install_docs(app)
     app.include_router(jobs.router)
     app.include_router(qr.router)
     app.include_router(health.router)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 import httpx
+import pytest
 
 from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend
@@ -47,6 +49,32 @@ async def finished_job(client: httpx.AsyncClient, **options: object) -> dict[str
 async def spec_of(client: httpx.AsyncClient) -> dict[str, Any]:
     spec: dict[str, Any] = (await client.get("/openapi.json")).json()
     return spec
+
+
+# 6. Interactive docs work offline: every asset they load is served by the API itself.
+
+_ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_load_only_local_assets_and_those_are_served(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    response = await client.get(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert not re.search(r"https?://|//[a-z]", html, re.IGNORECASE), "an external reference"
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert any(asset.endswith(".js") for asset in assets), assets
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        suffix = asset[asset.rindex(".") :]
+        assert served.headers["content-type"].startswith(_ASSET_TYPES[suffix]), asset
+        assert len(served.content) > 1000, asset
+    assert "/openapi.json" in html
 
 
 # 7. Deleting a job leaves no empty folder behind.
