@@ -32,10 +32,17 @@ class ProblemError(Exception):
     name = "internal-error"
     title = "Internal error"
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldError] | None = None,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors
 
     def problem(self, instance: str | None = None) -> Problem:
         return Problem(
@@ -44,6 +51,7 @@ class ProblemError(Exception):
             status=self.status,
             detail=self.detail,
             instance=instance,
+            errors=self.errors,
         )
 
 
@@ -81,6 +89,12 @@ class PayloadTooLargeError(ProblemError):
     status = 413
     name = "payload-too-large"
     title = "Request body too large"
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    status = 415
+    name = "unsupported-media-type"
+    title = "The body must be JSON"
 
 
 class BackendUnavailableError(ProblemError):

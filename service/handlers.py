@@ -23,7 +23,6 @@ from service.errors import (
 logger = logging.getLogger(__name__)
 
 _SOURCES = {"body", "query", "path", "header", "cookie"}
-_UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
 def field_errors(error: RequestValidationError) -> list[FieldError]:
@@ -49,9 +48,6 @@ async def _on_validation(request: Request, error: Exception) -> Response:
 
 async def _on_http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    if error.status_code == 400 and error.detail == _UNPARSEABLE_BODY:
-        unparseable = FieldError(field="body", message="is not valid JSON in UTF-8")
-        return problem_response(validation_problem([unparseable], request.url.path))
     headers = dict(error.headers or {})
     if error.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request))

@@ -23,11 +23,12 @@ from service.errors import (
     ResultNotReadyError,
     documented,
 )
+from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.submission import submit_job
 from tasks.qr import render_qr_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 

@@ -51,6 +51,67 @@ async def spec_of(client: httpx.AsyncClient) -> dict[str, Any]:
     return spec
 
 
+# 3. Request bodies: 415 for other media types; unreadable JSON says what is wrong.
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "application/x-www-form-urlencoded"},
+        {"content-type": "text/plain"},
+        {"content-type": "multipart/form-data; boundary=x"},
+        {},
+    ],
+)
+async def test_a_body_that_is_not_json_is_a_415_problem(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post("/v1/jobs/qr", content=b"data=hello", headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:offload:problem:unsupported-media-type"
+    assert [error["field"] for error in problem["errors"]] == ["content-type"]
+    assert "application/json" in problem["errors"][0]["message"]
+
+
+async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/jobs/qr",
+        content=b'{"data": "hello"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 202, response.text
+
+
+async def test_spec_documents_the_415(client: httpx.AsyncClient) -> None:
+    responses = (await spec_of(client))["paths"]["/v1/jobs/qr"]["post"]["responses"]
+    assert PROBLEM in responses["415"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "is not valid JSON: Expecting property name"),
+        (b'{"data": "x",}', "is not valid JSON: "),
+        (b'{"data": "x", "scale": ' + b"9" * 5000 + b"}", "has a number too large"),
+        (b"[" * 100_000 + b"]" * 100_000, "is nested too deeply"),
+        (b'{"data": "\xff"}', "is not UTF-8"),
+    ],
+)
+async def test_unreadable_json_says_what_is_wrong_with_the_body(
+    client: httpx.AsyncClient, body: bytes, message: str
+) -> None:
+    response = await client.post(
+        "/v1/jobs/qr", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    [error] = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["message"].startswith(message), error
+
+
 # 6. Interactive docs work offline: every asset they load is served by the API itself.
 
 _ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
