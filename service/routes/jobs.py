@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from schemas.qr import QrOptions
 from service.deps import BackendDep, TenantDep
 from service.errors import (
     BackendUnavailableError,
+    FieldError,
+    InvalidJobIdError,
     JobFailedError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -31,6 +34,7 @@ from tasks.qr import render_qr_job
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+JOB_ID_RULE = "32 lowercase hexadecimal characters"
 
 
 class JobIdConvertor(Convertor[str]):
@@ -47,7 +51,28 @@ class JobIdConvertor(Convertor[str]):
 
 register_url_convertor("job_id", JobIdConvertor())
 BINARY = {"type": "string", "format": "binary"}
-JobId = Annotated[str, Path(description="The job's id.", pattern=JOB_ID_PATTERN)]
+JobId = Annotated[
+    str,
+    Path(
+        description=(
+            f"The job's id: {JOB_ID_RULE}. Any other value names no job: 404 with problem "
+            "type invalid-job-id."
+        ),
+        pattern=JOB_ID_PATTERN,
+    ),
+]
+_JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result)?")
+
+
+def explain_unrouted(path: str) -> InvalidJobIdError | None:
+    """Why a job path matched no route: its id is not one (ids never route otherwise)."""
+    found = _JOB_PATH.fullmatch(path)
+    if found is None or re.fullmatch(JOB_ID_PATTERN, found["job_id"]):
+        return None
+    return InvalidJobIdError(
+        f"{found['job_id']!r} is not a job id; job ids are {JOB_ID_RULE}",
+        errors=[FieldError(field="job_id", message=f"must be {JOB_ID_RULE}")],
+    )
 
 
 async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
@@ -116,7 +141,7 @@ async def list_jobs(
     "/{job_id:job_id}",
     operation_id="get_job",
     response_model=Job,
-    responses=documented(JobNotFoundError, BackendUnavailableError, validation=True),
+    responses=documented(JobNotFoundError, InvalidJobIdError, BackendUnavailableError),
 )
 async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     """Read a job: its status, progress, error and result."""
@@ -130,17 +155,15 @@ async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     responses={
         200: {
             "description": "The result file, with its own content type.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "content": {"application/octet-stream": {"schema": BINARY}},
         },
         304: {"description": "The file has not changed since the ETag given in If-None-Match."},
         **documented(
             JobNotFoundError,
+            InvalidJobIdError,
             ResultNotReadyError,
             ResultGoneError,
             BackendUnavailableError,
-            validation=True,
         ),
     },
 )
@@ -180,7 +203,10 @@ async def get_job_result(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=documented(
-        JobNotFoundError, JobNotFinishedError, BackendUnavailableError, validation=True
+        JobNotFoundError,
+        InvalidJobIdError,
+        JobNotFinishedError,
+        BackendUnavailableError,
     ),
 )
 async def delete_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Response:

@@ -51,6 +51,116 @@ async def spec_of(client: httpx.AsyncClient) -> dict[str, Any]:
     return spec
 
 
+# 1. Methods: every 405 names what the path allows; HEAD works wherever GET does.
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", f"/v1/jobs/{JOB_ID}/result", "GET, HEAD"),
+        ("PATCH", "/v1/jobs/qr", "POST"),
+        ("GET", "/v1/jobs/qr", "POST"),
+        ("POST", f"/v1/jobs/{JOB_ID}", "DELETE, GET, HEAD"),
+        ("DELETE", "/v1/jobs", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+    ],
+)
+async def test_405_lists_the_methods_the_path_allows(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["allow"] == allowed
+
+
+async def test_every_documented_path_answers_405_with_its_methods(
+    client: httpx.AsyncClient,
+) -> None:
+    for template, operations in (await spec_of(client))["paths"].items():
+        path = template.replace("{job_id}", JOB_ID)
+        documented = {method.upper() for method in operations}
+        allowed = documented | ({"HEAD"} if "GET" in documented else set())
+        for method in sorted(METHODS - allowed):
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["allow"] == ", ".join(sorted(allowed)), (method, path)
+
+
+async def test_head_on_a_result_gives_its_headers_and_no_body(client: httpx.AsyncClient) -> None:
+    job = await finished_job(client)
+    url = f"/v1/jobs/{job['id']}/result"
+    got = await client.get(url)
+    head = await client.head(url)
+    assert head.status_code == 200
+    assert head.content == b""
+    for header in ("content-type", "content-length", "etag", "content-disposition"):
+        assert head.headers[header] == got.headers[header], header
+    again = await client.head(url, headers={"If-None-Match": got.headers["etag"]})
+    assert again.status_code == 304
+    assert again.headers["etag"] == got.headers["etag"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/{id}", "/v1/jobs", "/healthz", "/openapi.json"])
+async def test_head_works_wherever_get_does(
+    client: httpx.AsyncClient, any_backend: Backend, path: str
+) -> None:
+    record = await store_job(any_backend, status=JobStatus.SUCCEEDED)
+    url = path.replace("{id}", record.id)
+    got = await client.get(url)
+    head = await client.head(url)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+
+
+async def test_head_of_an_unknown_job_is_a_404_without_body(client: httpx.AsyncClient) -> None:
+    response = await client.head(f"/v1/jobs/{new_job_id()}")
+    assert (response.status_code, response.content) == (404, b"")
+    assert response.headers["content-type"] == PROBLEM
+
+
+# 2. Malformed job ids: a 404 problem that states the rule, and a spec that says so.
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/jobs/doesnotexist"),
+        ("GET", f"/v1/jobs/{JOB_ID.upper()}"),
+        ("GET", f"/v1/jobs/{JOB_ID[:-1]}"),
+        ("GET", "/v1/jobs/doesnotexist/result"),
+        ("DELETE", "/v1/jobs/doesnotexist"),
+    ],
+)
+async def test_malformed_job_id_is_a_404_problem_naming_the_rule(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:offload:problem:invalid-job-id"
+    assert problem["errors"] == [
+        {"field": "job_id", "message": "must be 32 lowercase hexadecimal characters"}
+    ]
+
+
+async def test_spec_states_the_job_id_rule_and_no_422_for_it(client: httpx.AsyncClient) -> None:
+    paths = (await spec_of(client))["paths"]
+    for path, method in [
+        ("/v1/jobs/{job_id}", "get"),
+        ("/v1/jobs/{job_id}", "delete"),
+        ("/v1/jobs/{job_id}/result", "get"),
+    ]:
+        operation = paths[path][method]
+        [parameter] = [p for p in operation["parameters"] if p["name"] == "job_id"]
+        assert parameter["schema"]["pattern"] == "^[0-9a-f]{32}$"
+        assert "32 lowercase hexadecimal characters" in parameter["description"]
+        assert "invalid-job-id" in operation["responses"]["404"]["description"]
+        assert "422" not in operation["responses"], (method, path)
+
+
 # 3. Request bodies: 415 for other media types; unreadable JSON says what is wrong.
 
 
