@@ -61,6 +61,11 @@ JobId = Annotated[
         pattern=JOB_ID_PATTERN,
     ),
 ]
+RESULT_MEDIA_TYPES = {
+    "image/png": {"schema": BINARY},
+    "image/svg+xml": {"schema": {"type": "string"}},
+    "application/pdf": {"schema": BINARY},
+}
 _JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result)?")
 
 
@@ -154,14 +159,15 @@ async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     response_class=FileResponse,
     responses={
         200: {
-            "description": "The result file, with its own content type.",
-            "content": {"application/octet-stream": {"schema": BINARY}},
+            "description": "The result file: PNG, SVG or PDF, as the job asked.",
+            "content": RESULT_MEDIA_TYPES,
         },
         304: {"description": "The file has not changed since the ETag given in If-None-Match."},
         **documented(
             JobNotFoundError,
             InvalidJobIdError,
             ResultNotReadyError,
+            JobFailedError,
             ResultGoneError,
             BackendUnavailableError,
         ),

@@ -222,6 +222,21 @@ async def test_unreadable_json_says_what_is_wrong_with_the_body(
     assert error["message"].startswith(message), error
 
 
+# 5. The result's media types are the ones it is really served with.
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+async def test_result_is_served_with_a_documented_media_type(
+    client: httpx.AsyncClient, fmt: str
+) -> None:
+    job = await finished_job(client, format=fmt)
+    download = await client.get(f"/v1/jobs/{job['id']}/result")
+    spec = await spec_of(client)
+    documented = spec["paths"]["/v1/jobs/{job_id}/result"]["get"]["responses"]["200"]["content"]
+    assert download.headers["content-type"].split(";")[0] in documented
+    assert "application/octet-stream" not in documented
+
+
 # 6. Interactive docs work offline: every asset they load is served by the API itself.
 
 _ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
