@@ -67,6 +67,12 @@ class InvalidJobIdError(ProblemError):
     title = "Not a job id"
 
 
+class JobExpiredError(ProblemError):
+    status = 410
+    name = "job-expired"
+    title = "The job has expired"
+
+
 class ResultNotReadyError(ProblemError):
     status = 409
     name = "result-not-ready"

@@ -18,6 +18,7 @@ from service.errors import (
     BackendUnavailableError,
     FieldError,
     InvalidJobIdError,
+    JobExpiredError,
     JobFailedError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -81,10 +82,12 @@ def explain_unrouted(path: str) -> InvalidJobIdError | None:
 
 
 async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
-    """A job the tenant may see, or 404 (also once it has expired)."""
+    """A job the tenant may see; 410 once expired, while the store still keeps its record."""
     record = await backend.store.get(job_id)
-    if record is None or record.tenant != tenant or record.is_expired(time.time()):
+    if record is None or record.tenant != tenant:
         raise JobNotFoundError(f"no job {job_id}")
+    if record.is_expired(time.time()):
+        raise JobExpiredError(f"job {job_id} has expired")
     return record
 
 
@@ -146,7 +149,9 @@ async def list_jobs(
     "/{job_id:job_id}",
     operation_id="get_job",
     response_model=Job,
-    responses=documented(JobNotFoundError, InvalidJobIdError, BackendUnavailableError),
+    responses=documented(
+        JobNotFoundError, InvalidJobIdError, JobExpiredError, BackendUnavailableError
+    ),
 )
 async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     """Read a job: its status, progress, error and result."""
@@ -212,6 +217,7 @@ async def get_job_result(
         JobNotFoundError,
         InvalidJobIdError,
         JobNotFinishedError,
+        JobExpiredError,
         BackendUnavailableError,
     ),
 )

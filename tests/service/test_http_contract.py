@@ -222,6 +222,42 @@ async def test_unreadable_json_says_what_is_wrong_with_the_body(
     assert error["message"].startswith(message), error
 
 
+# 4. Expiry: the job and its result agree (410) while the record is kept.
+
+
+async def test_expired_job_and_its_result_are_both_410(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    record = await store_job(any_backend, status=JobStatus.SUCCEEDED, expired=True)
+    job = await client.get(f"/v1/jobs/{record.id}")
+    assert job.status_code == 410
+    assert job.headers["content-type"] == PROBLEM
+    assert job.json()["type"] == "urn:offload:problem:job-expired"
+    result = await client.get(f"/v1/jobs/{record.id}/result")
+    assert result.status_code == 410
+    assert result.json()["type"] == "urn:offload:problem:result-expired"
+    deleted = await client.delete(f"/v1/jobs/{record.id}")
+    assert deleted.status_code == 410
+    assert deleted.json()["type"] == "urn:offload:problem:job-expired"
+    assert (await client.get("/v1/jobs")).json()["items"] == []
+
+
+async def test_expired_job_answers_410_after_its_files_are_purged_then_404(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    record = await store_job(any_backend, status=JobStatus.SUCCEEDED, expired=True)
+    await any_backend.store.purge_expired(time.time(), tombstone_seconds=3600)
+    assert (await client.get(f"/v1/jobs/{record.id}")).status_code == 410
+    await any_backend.store.purge_expired(time.time() + 3600, tombstone_seconds=0)
+    assert (await client.get(f"/v1/jobs/{record.id}")).status_code == 404
+
+
+async def test_spec_documents_410_on_the_job(client: httpx.AsyncClient) -> None:
+    paths = (await spec_of(client))["paths"]
+    assert "410" in paths["/v1/jobs/{job_id}"]["get"]["responses"]
+    assert "410" in paths["/v1/jobs/{job_id}"]["delete"]["responses"]
+
+
 # 5. The result's media types are the ones it is really served with.
 
 
