@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from schemas.jobs import ResultFile
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_FOLDER_TRIES = 100
 
 
 class LocalFileStore:
@@ -40,13 +46,46 @@ class LocalFileStore:
         )
 
     def path(self, job_id: str, file_id: str) -> Path | None:
-        path = self._folder(job_id) / file_id
+        path = self._location(job_id) / _checked_file_id(file_id)
         return path if path.is_file() else None
 
     def delete(self, job_id: str) -> None:
-        shutil.rmtree(self._folder(job_id), ignore_errors=True)
+        """Remove a job's files, then its shard folder if no other job has files there."""
+        folder = self._location(job_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        # rmdir only removes an empty folder, so another job's files are never at risk; a
+        # writer that just made the shard recreates it (see _folder).
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
 
     def _folder(self, job_id: str) -> Path:
-        if not job_id.isalnum():
-            raise ValueError(f"not a job id: {job_id!r}")
+        """The job's folder, created, for writing into.
+
+        ``delete`` removes a shard folder once it is empty, so a shard can vanish between
+        making it and making the job folder inside it; making both again is then enough,
+        because a shard that holds a job folder is never empty.
+        """
+        folder = self._location(job_id)
+        for _ in range(_FOLDER_TRIES):
+            with contextlib.suppress(FileExistsError):
+                folder.parent.mkdir(parents=True)
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                return folder
+            except FileNotFoundError:
+                continue
+            return folder
+        raise OSError(f"could not create {folder}: its shard folder kept being removed")
+
+    def _location(self, job_id: str) -> Path:
+        """files/<last two hex digits>/<job id>: only a real job id becomes a path."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a job id (32 lowercase hex digits): {job_id!r}")
         return self.root / job_id[-2:] / job_id
+
+
+def _checked_file_id(file_id: str) -> str:
+    if not _FILE_ID.fullmatch(file_id) or ".." in file_id:
+        raise ValueError(f"not a file id ({_FILE_ID.pattern}, no '..'): {file_id!r}")
+    return file_id

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from brokers.factory import Backend
 from service.body_limit import BodyLimitMiddleware
+from service.docs import install_docs
 from service.embedded import EmbeddedRuntime
+from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
+from service.head import HeadMiddleware
 from service.routes import health, jobs, qr
 
 logger = logging.getLogger(__name__)
@@ -57,10 +61,20 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.backend = backend
-    install_handlers(app, backend.unavailable_errors)
+    install_handlers(app, backend.unavailable_errors, explain_not_found=jobs.explain_unrouted)
     app.add_middleware(BodyLimitMiddleware, max_bytes=backend.settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
+    install_docs(app)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return without_generic_validation_errors(generate_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(jobs.router)
     app.include_router(qr.router)
     app.include_router(health.router)

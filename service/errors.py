@@ -37,10 +37,17 @@ class ProblemError(Exception):
     name = "internal-error"
     title = "Internal error"
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldError] | None = None,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors
 
     def problem(self, instance: str | None = None) -> Problem:
         return Problem(
@@ -49,6 +56,7 @@ class ProblemError(Exception):
             status=self.status,
             detail=self.detail,
             instance=instance,
+            errors=self.errors,
         )
 
 
@@ -56,6 +64,18 @@ class JobNotFoundError(ProblemError):
     status = 404
     name = "job-not-found"
     title = "No such job"
+
+
+class InvalidJobIdError(ProblemError):
+    status = 404
+    name = "invalid-job-id"
+    title = "Not a job id"
+
+
+class JobExpiredError(ProblemError):
+    status = 410
+    name = "job-expired"
+    title = "The job has expired"
 
 
 class ResultNotReadyError(ProblemError):
@@ -86,6 +106,12 @@ class PayloadTooLargeError(ProblemError):
     status = 413
     name = "payload-too-large"
     title = "Request body too large"
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    status = 415
+    name = "unsupported-media-type"
+    title = "The body must be JSON"
 
 
 class BackendUnavailableError(ProblemError):
@@ -134,10 +160,32 @@ def documented(*errors: type[ProblemError], validation: bool = False) -> dict[in
     responses: dict[int | str, Any] = {}
     statuses = sorted({error.status for error in errors} | ({422} if validation else set()))
     for status in statuses:
-        titles = [e.title for e in errors if e.status == status] or ["The request is not valid"]
+        kinds = [f"{e.title} ({e.name})" for e in errors if e.status == status]
         responses[status] = {
             "model": Problem,
-            "description": " / ".join(titles),
+            "description": " / ".join(kinds or ["The request is not valid (validation-error)"]),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
     return responses
+
+
+_GENERIC_422_REF = "#/components/schemas/HTTPValidationError"
+
+
+def without_generic_validation_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Drop the 422 that FastAPI documents on every route with parameters.
+
+    It describes FastAPI's own error body, which this API never sends: our 422s are problem+json
+    and each route that can answer one declares it (``documented(validation=True)``). Left in,
+    it promises a 422 on routes whose parameters cannot fail validation.
+    """
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            generic = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if generic.get("schema", {}).get("$ref") == _GENERIC_422_REF:
+                del responses["422"]
+    schemas = spec.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return spec

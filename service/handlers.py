@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 
 from service.errors import (
     PROBLEM_TYPE_PREFIX,
@@ -23,7 +24,10 @@ from service.errors import (
 logger = logging.getLogger(__name__)
 
 _SOURCES = {"body", "query", "path", "header", "cookie"}
-_UNPARSEABLE_BODY = "There was an error parsing the body"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+NotFoundExplainer = Callable[[str], ProblemError | None]
+"""Says why a path that matched no route is wrong (e.g. not a job id), or returns None."""
 
 
 def field_errors(error: RequestValidationError) -> list[FieldError]:
@@ -47,31 +51,54 @@ async def _on_validation(request: Request, error: Exception) -> Response:
     return problem_response(validation_problem(field_errors(error), request.url.path))
 
 
-async def _on_http(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    if error.status_code == 400 and error.detail == _UNPARSEABLE_BODY:
-        unparseable = FieldError(field="body", message="is not valid JSON in UTF-8")
-        return problem_response(validation_problem([unparseable], request.url.path))
-    headers = dict(error.headers or {})
-    if error.status_code == 405:
-        headers["Allow"] = ", ".join(_allowed_methods(request))
-    problem = Problem(
-        type=PROBLEM_TYPE_PREFIX + f"http-{error.status_code}",
-        title=str(error.detail),
-        status=error.status_code,
-        instance=request.url.path,
-    )
-    return problem_response(problem, headers)
+def _on_http(
+    explain_not_found: NotFoundExplainer,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def on_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        if error.status_code == 404:
+            explained = explain_not_found(_route_path(request))
+            if explained is not None:
+                return problem_response(explained.problem(request.url.path), explained.headers)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        problem = Problem(
+            type=PROBLEM_TYPE_PREFIX + f"http-{error.status_code}",
+            title=str(error.detail),
+            status=error.status_code,
+            instance=request.url.path,
+        )
+        return problem_response(problem, headers)
+
+    return on_http
+
+
+def _route_path(request: Request) -> str:
+    path: str = request.scope["path"]
+    return path.removeprefix(request.scope.get("root_path", ""))
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Starlette names only the first route that matched the path; a client needs them all."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__NONE__"})
-        if match is not Match.NONE and isinstance(route, BaseRoute):
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method some route answers on this path; Starlette names only the first route's.
+
+    Each method is tried for real: FastAPI keeps included routers as lazy groups with no
+    ``methods`` of their own, so reading the routes' methods misses all of them.
+    """
+    allowed = set()
+    for method in _METHODS:
+        probe = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": request.scope.get("headers", []),
+        }
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")  # HeadMiddleware answers HEAD wherever GET is answered
+    return sorted(allowed)
 
 
 async def _on_unexpected(request: Request, error: Exception) -> Response:
@@ -85,10 +112,18 @@ async def _on_unavailable(request: Request, error: Exception) -> Response:
     return problem_response(unavailable.problem(request.url.path), unavailable.headers)
 
 
-def install_handlers(app: FastAPI, unavailable: tuple[type[Exception], ...]) -> None:
+def _explains_nothing(path: str) -> None:
+    return None
+
+
+def install_handlers(
+    app: FastAPI,
+    unavailable: tuple[type[Exception], ...],
+    explain_not_found: NotFoundExplainer = _explains_nothing,
+) -> None:
     for error_type in unavailable:
         app.add_exception_handler(error_type, _on_unavailable)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(HTTPException, _on_http)
+    app.add_exception_handler(HTTPException, _on_http(explain_not_found))
     app.add_exception_handler(Exception, _on_unexpected)

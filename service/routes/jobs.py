@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
@@ -15,6 +16,9 @@ from schemas.qr import QrOptions
 from service.deps import BackendDep, TenantDep
 from service.errors import (
     BackendUnavailableError,
+    FieldError,
+    InvalidJobIdError,
+    JobExpiredError,
     JobFailedError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -23,13 +27,15 @@ from service.errors import (
     ResultNotReadyError,
     documented,
 )
+from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.submission import submit_job
 from tasks.qr import render_qr_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+JOB_ID_RULE = "32 lowercase hexadecimal characters"
 
 
 class JobIdConvertor(Convertor[str]):
@@ -46,14 +52,42 @@ class JobIdConvertor(Convertor[str]):
 
 register_url_convertor("job_id", JobIdConvertor())
 BINARY = {"type": "string", "format": "binary"}
-JobId = Annotated[str, Path(description="The job's id.", pattern=JOB_ID_PATTERN)]
+JobId = Annotated[
+    str,
+    Path(
+        description=(
+            f"The job's id: {JOB_ID_RULE}. Any other value names no job: 404 with problem "
+            "type invalid-job-id."
+        ),
+        pattern=JOB_ID_PATTERN,
+    ),
+]
+RESULT_MEDIA_TYPES = {
+    "image/png": {"schema": BINARY},
+    "image/svg+xml": {"schema": {"type": "string"}},
+    "application/pdf": {"schema": BINARY},
+}
+_JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result)?")
+
+
+def explain_unrouted(path: str) -> InvalidJobIdError | None:
+    """Why a job path matched no route: its id is not one (ids never route otherwise)."""
+    found = _JOB_PATH.fullmatch(path)
+    if found is None or re.fullmatch(JOB_ID_PATTERN, found["job_id"]):
+        return None
+    return InvalidJobIdError(
+        f"{found['job_id']!r} is not a job id; job ids are {JOB_ID_RULE}",
+        errors=[FieldError(field="job_id", message=f"must be {JOB_ID_RULE}")],
+    )
 
 
 async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
-    """A job the tenant may see, or 404 (also once it has expired)."""
+    """A job the tenant may see; 410 once expired, while the store still keeps its record."""
     record = await backend.store.get(job_id)
-    if record is None or record.tenant != tenant or record.is_expired(time.time()):
+    if record is None or record.tenant != tenant:
         raise JobNotFoundError(f"no job {job_id}")
+    if record.is_expired(time.time()):
+        raise JobExpiredError(f"job {job_id} has expired")
     return record
 
 
@@ -115,7 +149,9 @@ async def list_jobs(
     "/{job_id:job_id}",
     operation_id="get_job",
     response_model=Job,
-    responses=documented(JobNotFoundError, BackendUnavailableError, validation=True),
+    responses=documented(
+        JobNotFoundError, InvalidJobIdError, JobExpiredError, BackendUnavailableError
+    ),
 )
 async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     """Read a job: its status, progress, error and result."""
@@ -128,18 +164,17 @@ async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     response_class=FileResponse,
     responses={
         200: {
-            "description": "The result file, with its own content type.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "description": "The result file: PNG, SVG or PDF, as the job asked.",
+            "content": RESULT_MEDIA_TYPES,
         },
         304: {"description": "The file has not changed since the ETag given in If-None-Match."},
         **documented(
             JobNotFoundError,
+            InvalidJobIdError,
             ResultNotReadyError,
+            JobFailedError,
             ResultGoneError,
             BackendUnavailableError,
-            validation=True,
         ),
     },
 )
@@ -179,7 +214,11 @@ async def get_job_result(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=documented(
-        JobNotFoundError, JobNotFinishedError, BackendUnavailableError, validation=True
+        JobNotFoundError,
+        InvalidJobIdError,
+        JobNotFinishedError,
+        JobExpiredError,
+        BackendUnavailableError,
     ),
 )
 async def delete_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Response:

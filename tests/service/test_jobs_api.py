@@ -113,16 +113,6 @@ async def test_wrong_method_on_the_submit_path_is_a_405(client: httpx.AsyncClien
     assert (await client.get("/v1/jobs/qr")).status_code == 405
 
 
-async def test_expired_job_answers_404_and_its_result_410(
-    client: httpx.AsyncClient, any_backend: Backend
-) -> None:
-    record = await _store_job(any_backend, status=JobStatus.SUCCEEDED, expired=True)
-    assert (await client.get(f"/v1/jobs/{record.id}")).status_code == 404
-    gone = await client.get(f"/v1/jobs/{record.id}/result")
-    assert gone.status_code == 410
-    assert gone.json()["type"] == "urn:offload:problem:result-expired"
-
-
 async def test_delete_removes_a_finished_job_and_its_files(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
