@@ -25,8 +25,8 @@ class LocalFileStore:
         self, job_id: str, file_id: str, name: str, content: bytes, content_type: str
     ) -> ResultFile:
         """Write one result file atomically: readers see all of it or nothing."""
+        file_id = _checked_file_id(file_id)
         folder = self._folder(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
         descriptor, temporary_path = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         temporary = Path(temporary_path)
         try:
