@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from redis.asyncio import Redis
 
 from brokers.redis.keys import Keys
@@ -15,7 +17,15 @@ class RedisTickLedger:
         self.keys = keys
 
     async def claim(self, schedule_id: str, tick: str, keep_seconds: float) -> bool:
-        won = await self.redis.set(
-            self.keys.tick(schedule_id, tick), "1", nx=True, ex=max(1, int(keep_seconds))
+        # A claim whose reply was lost is sent again by redis-py; it must then read as won,
+        # or nobody fires the tick. SET NX GET answers the value it found: our own token
+        # means the first send set it.
+        token = uuid.uuid4().hex
+        found = await self.redis.set(
+            self.keys.tick(schedule_id, tick),
+            token,
+            nx=True,
+            get=True,
+            ex=max(1, int(keep_seconds)),
         )
-        return bool(won)
+        return found is None or found == token

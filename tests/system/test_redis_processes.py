@@ -295,6 +295,8 @@ async def test_a_redis_outage_under_load_answers_503_and_loses_no_accepted_job(
 
     processes.check(serve.alive() and worker.alive(), "the API or the worker exited")
     processes.check(WORKER_DIED not in worker.log(), "the worker process had to be restarted")
+    for proc in (serve, worker):
+        processes.check("never retrieved" not in proc.log(), f"{proc.name} lost an error in a task")
     unfinished = {
         job_id: (job["status"], job["attempts"])
         for job_id, job in states.items()
