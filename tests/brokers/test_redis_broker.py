@@ -41,6 +41,9 @@ from tests.support.redis_server import RedisServer
 
 LEASE = 1.0
 """Seconds; short, so lease expiry and renewal happen within a test."""
+HELD_LEASE = 2.0
+"""For tests that need a lease to HOLD: long enough that a loaded machine's stalls (a
+heartbeat late by a second) do not break it, so the test fails only on a real defect."""
 
 
 async def halt(task: asyncio.Task[Any] | None) -> None:
@@ -219,7 +222,7 @@ async def test_a_live_consumers_long_job_is_never_taken_by_another(
     it. With ``idle_timeout`` set to this lease that happens within a second; with the default
     600 s it happens to any job longer than 10 min (and this test then fails at the final
     XLEN, as plain acks do not delete)."""
-    holder, other = await started(consumer, 0.5), await started(consumer, 0.5)
+    holder, other = await started(consumer, HELD_LEASE), await started(consumer, HELD_LEASE)
     await kick(holder.broker, "long")
     long = await holder.next()
     assert long.data == b"long"
@@ -419,7 +422,7 @@ async def test_a_prefetched_message_is_never_delivered_to_two_consumers(
     which it runs for three leases while an idle worker listens. Each of the other three may
     go to either worker (the idle one may reclaim them, or the busy one keep them leased), but
     never to both: a job must not run twice at once."""
-    busy, idle = await started(consumer, 0.5), await started(consumer, 0.5)
+    busy, idle = await started(consumer, HELD_LEASE), await started(consumer, HELD_LEASE)
     lease = busy.broker.lease_seconds
     await kick(busy.broker, "m0", "m1", "m2", "m3")
     running = await busy.next()
