@@ -28,7 +28,8 @@ class Problem(BaseModel):
     job_id: str | None = Field(
         default=None,
         description="For a submit whose outcome is unknown (503): the id the job has if it "
-        "was stored. Such a job is withdrawn (fails as submit_unconfirmed) unless it started.",
+        "was stored. Such a job is withdrawn as soon as the backend answers: it fails as "
+        "submit_unconfirmed, even if a worker had started it, and its outcome is not kept.",
     )
 
 

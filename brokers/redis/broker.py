@@ -167,8 +167,11 @@ class OffloadStreamBroker(RedisStreamBroker):
                 for _stream, stream_entries in fetched or ():
                     entries.extend(stream_entries)
                 if time.monotonic() >= next_reclaim:
-                    next_reclaim = time.monotonic() + self.lease_seconds / 3
-                    entries.extend(await self._reclaim(redis))
+                    reclaimed = await self._reclaim(redis)
+                    # More of a dead worker's entries may wait: look again at once.
+                    pause = 0 if reclaimed else self.lease_seconds / 3
+                    next_reclaim = time.monotonic() + pause
+                    entries.extend(reclaimed)
                 fetched_at = time.monotonic()
                 for entry_id, fields in entries:
                     # A read entry waits here while every slot is busy, unleased, so an idle
