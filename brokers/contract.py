@@ -59,14 +59,15 @@ class Admission(Enum):
 
 @dataclass(frozen=True)
 class Admitted:
-    """The gate's answer for one delivery; ``attempt`` numbers a RUN (1, 2, ...).
+    """The gate's answer for one delivery; a RUN carries the attempt's fencing token.
 
-    The attempt number is the delivery's fencing token: only the attempt that holds the job
-    may record its outcome, report progress or write its files.
+    The token grows by one at every start and never goes back (unlike ``attempts``, which a
+    release gives back): only the attempt holding the current token may record the job's
+    outcome, report progress or write its files.
     """
 
     admission: Admission
-    attempt: int = 0
+    fence: int = 0
 
 
 class DeleteOutcome(Enum):
@@ -122,7 +123,7 @@ class JobSubmitter(Protocol):
 
 class JobStore(Protocol):
     """Durable job state. Every transition is guarded, so redelivery cannot rewind a job,
-    and fenced by the attempt number, so a worker that lost its job cannot touch it."""
+    and fenced by each attempt's token, so a worker that lost its job cannot touch it."""
 
     async def create(self, job: JobRecord) -> None: ...
 
@@ -139,14 +140,14 @@ class JobStore(Protocol):
         """
         ...
 
-    async def holds(self, job_id: str, attempt: int) -> bool:
-        """Whether ``attempt`` is still the running attempt of the job."""
+    async def holds(self, job_id: str, fence: int) -> bool:
+        """Whether the attempt with this token still runs the job."""
         ...
 
     async def finish(
         self,
         job_id: str,
-        attempt: int,
+        fence: int,
         now: float,
         *,
         result: JobResult | None,
@@ -158,7 +159,7 @@ class JobStore(Protocol):
         """
         ...
 
-    async def release(self, job_id: str, attempt: int) -> bool:
+    async def release(self, job_id: str, fence: int) -> bool:
         """Put a running attempt that was handed back to queued, giving the attempt back."""
         ...
 
@@ -166,7 +167,7 @@ class JobStore(Protocol):
         """Fail an unfinished job whose message no worker can run; False if it finished."""
         ...
 
-    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool: ...
+    async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool: ...
 
     async def delete(self, job_id: str) -> DeleteOutcome:
         """Remove a finished job; refuse one that has not finished."""
@@ -193,8 +194,8 @@ class JobStore(Protocol):
 class HeldDeliveries(Protocol):
     """What a broker tells the lifecycle middleware about the jobs this process runs."""
 
-    def attempt_of(self, task_id: str) -> int | None:
-        """The attempt a running job was admitted as, or None."""
+    def fence_of(self, task_id: str) -> int | None:
+        """The fencing token a running job was admitted with, or None."""
         ...
 
     async def hand_back(self, task_id: str) -> None:

@@ -19,7 +19,8 @@ def consumer_name() -> str:
 
 
 class Heartbeat:
-    """Calls ``beat`` every ``interval`` seconds until stopped, whatever a beat raises.
+    """Calls ``beat`` at once and then every ``interval`` seconds until stopped, whatever a
+    beat raises.
 
     A beat that fails (a Redis that answers OOM or READONLY, a full disk) is logged and tried
     again next time: a heartbeat that died would let every long job run twice.
@@ -55,7 +56,6 @@ class Heartbeat:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
             try:
                 await self.beat()
             except Exception as error:
@@ -63,3 +63,4 @@ class Heartbeat:
                 logger.warning("could not renew job leases (%r); will try again", error)
             else:
                 self.failures = 0
+            await asyncio.sleep(self.interval)

@@ -1,9 +1,9 @@
 """The worker side of a job's life: a TaskiQ middleware that records each outcome.
 
 The broker moves a job to ``running`` when it hands the message out to run, and tells this
-middleware the attempt it admitted (see :class:`brokers.contract.HeldDeliveries`). This
-middleware records how that attempt ended, fenced by the attempt number, and writes one log
-line per state change.
+middleware the fencing token of the attempt it admitted (see
+:class:`brokers.contract.HeldDeliveries`). This middleware records how that attempt ended,
+fenced by the token, and writes one log line per state change.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from schemas.jobs import JobError, JobResult
 logger = logging.getLogger("offload.jobs")
 
 JOB_KIND_LABEL = "offload_kind"
-ATTEMPT_LABEL = "offload_attempt"
-"""Set on a job's message when it starts: the attempt that runs it (its fencing token)."""
+FENCE_LABEL = "offload_fence"
+"""Set on a job's message when it starts: the fencing token of the attempt that runs it."""
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -89,21 +89,21 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         if JOB_KIND_LABEL in message.labels:
             deliveries = self.deliveries
-            attempt = None if deliveries is None else deliveries.attempt_of(message.task_id)
-            if attempt is not None:
-                message.labels[ATTEMPT_LABEL] = attempt
-            log_job(
-                message.task_id, "running", kind=message.labels[JOB_KIND_LABEL], attempt=attempt
-            )
+            fence = None if deliveries is None else deliveries.fence_of(message.task_id)
+            if fence is not None:
+                message.labels[FENCE_LABEL] = fence
+            log_job(message.task_id, "running", kind=message.labels[JOB_KIND_LABEL], fence=fence)
         return message
 
     async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         if JOB_KIND_LABEL not in message.labels:
             return
         job_id = message.task_id
-        attempt = message.labels.get(ATTEMPT_LABEL)
-        if attempt is None:
-            logger.error("job %s ran without an admitted attempt; nothing recorded", job_id)
+        fence = message.labels.get(FENCE_LABEL)
+        if fence is None:
+            # The broker lost the delivery before it started (another worker took it over);
+            # the task could write nothing (tasks.deps.JobAttempt) and records nothing.
+            logger.warning("job %s ran without holding it; nothing recorded", job_id)
             return
         deliveries = self.deliveries
         if isinstance(result.error, asyncio.CancelledError):
@@ -129,9 +129,7 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
             return
         status = "failed" if error else "succeeded"
         recorded = await self._try(
-            lambda: self.store.finish(
-                job_id, int(attempt), self.clock(), result=outcome, error=error
-            )
+            lambda: self.store.finish(job_id, int(fence), self.clock(), result=outcome, error=error)
         )
         if recorded is None:
             if deliveries is not None:
@@ -143,12 +141,12 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
                 self.record_for_seconds,
             )
         elif recorded:
-            log_job(job_id, status, error=error.type if error else None, attempt=attempt)
+            log_job(job_id, status, error=error.type if error else None, fence=fence)
         else:
             log_job(
                 job_id,
-                f"{status} (not recorded: attempt {attempt} no longer holds the job)",
-                attempt=attempt,
+                f"{status} (not recorded: this attempt no longer holds the job)",
+                fence=fence,
             )
 
     def _not_the_jobs_fault(self, result: TaskiqResult[Any]) -> bool:
@@ -158,17 +156,19 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
         )
 
     async def _try(self, write: Callable[[], Any]) -> Any:
-        """Run ``write``, waiting out a store outage for a bounded time; None if it never
-        succeeded. If this raised, TaskiQ would never ack the message and the heartbeat would
-        keep its lease, leaving the job running."""
+        """Run ``write``, retrying any error (an outage, a Redis out of memory or read-only
+        after a failover, a full disk) for a bounded time; None if it never succeeded. If this
+        raised, TaskiQ would never ack the message while the heartbeat kept its lease, leaving
+        the job running for good: the caller abandons the delivery instead."""
         deadline = time.monotonic() + self.record_for_seconds
         pause = 0.1
         while True:
             try:
                 return await write()
-            except self.unavailable as failure:
+            except Exception as failure:
                 if time.monotonic() + pause > deadline:
+                    logger.error("could not write a job's state (%r); giving up", failure)
                     return None
-                logger.warning("could not write a job's state (%s); retrying", failure)
+                logger.warning("could not write a job's state (%r); retrying", failure)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

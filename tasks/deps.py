@@ -9,7 +9,7 @@ from typing import Annotated, cast
 from taskiq import Context, TaskiqDepends
 
 from brokers.factory import BACKEND_STATE_KEY, Backend
-from brokers.lifecycle import ATTEMPT_LABEL, AttemptSuperseded
+from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, AttemptSuperseded
 from schemas.jobs import ResultFile
 
 
@@ -27,15 +27,18 @@ class JobAttempt:
     """One run of a job: what it writes is refused once another attempt holds the job."""
 
     job_id: str
-    number: int | None
-    """The attempt's fencing token; None for a task kicked without a job."""
+    fence: int | None
+    """The attempt's fencing token; None for a task kicked without a job, or a job whose
+    delivery was lost before it started (then it may write nothing)."""
+    is_job: bool
     backend: Backend
 
     async def ensure_held(self) -> None:
-        if self.number is not None and not await self.backend.store.holds(self.job_id, self.number):
+        if not self.is_job:
+            return
+        if self.fence is None or not await self.backend.store.holds(self.job_id, self.fence):
             raise AttemptSuperseded(
-                f"attempt {self.number} of job {self.job_id} no longer holds it; "
-                "another worker runs the job"
+                f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
             )
 
     async def save_file(
@@ -44,17 +47,19 @@ class JobAttempt:
         """Store a result file under a name of this attempt's own, after checking that the
         attempt still holds the job: a superseded attempt never overwrites its successor's."""
         await self.ensure_held()
-        stored_id = file_id if self.number is None else f"{file_id}-{self.number}"
+        stored_id = file_id if self.fence is None else f"{file_id}-{self.fence}"
         return await asyncio.to_thread(
             self.backend.files.save, self.job_id, stored_id, name, content, content_type
         )
 
 
 def current_attempt(context: ContextDep, backend: BackendDep) -> JobAttempt:
-    attempt = context.message.labels.get(ATTEMPT_LABEL)
+    labels = context.message.labels
+    fence = labels.get(FENCE_LABEL)
     return JobAttempt(
         job_id=context.message.task_id,
-        number=None if attempt is None else int(attempt),
+        fence=None if fence is None else int(fence),
+        is_job=JOB_KIND_LABEL in labels,
         backend=backend,
     )
 

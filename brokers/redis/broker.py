@@ -49,7 +49,7 @@ _MAX_RECLAIM_CALLS = 64
 @dataclass
 class _Held:
     task_id: str
-    attempt: int | None = None
+    fence: int | None = None
 
 
 class OffloadStreamBroker(RedisStreamBroker):
@@ -89,6 +89,8 @@ class OffloadStreamBroker(RedisStreamBroker):
         self._running: dict[str, str] = {}
         """Task id -> entry id of each admitted job this consumer runs."""
         self._reclaim_cursor = "0-0"
+        self._hand_outs = 0
+        """Numbers each hand-out, so admission tells a resent request from a new delivery."""
         self._heartbeat = Heartbeat(self._beat, lease_seconds / 3)
         self._group_ready = False
         self._batch = RedisBatch(Redis(connection_pool=self.connection_pool))
@@ -174,6 +176,10 @@ class OffloadStreamBroker(RedisStreamBroker):
                     entries.extend(reclaimed)
                 fetched_at = time.monotonic()
                 for entry_id, fields in entries:
+                    if entry_id.decode() in self._held:
+                        # Our own running entry, reclaimed by us after renewals failed for a
+                        # lease: it runs here already; the reclaim renewed it.
+                        continue
                     # A read entry waits here while every slot is busy, unleased, so an idle
                     # worker may take it over; one that waited long is checked first.
                     waited = time.monotonic() - fetched_at > self.lease_seconds / 3
@@ -241,21 +247,22 @@ class OffloadStreamBroker(RedisStreamBroker):
                 return None
         held = _Held(task_id)
         if self.gate is not None and task_id:
-            holder = f"{self.consumer_name}/{entry_id}"
+            self._hand_outs += 1
+            holder = f"{self.consumer_name}/{entry_id}/{self._hand_outs}"
             admitted = await self.gate(task_id, now, holder)
             if admitted.admission is Admission.DROP:
                 await self._ack_entry(entry_id, task_id)
                 return None
             if admitted.admission is Admission.RUN:
-                held.attempt = admitted.attempt
+                held.fence = admitted.fence
                 self._running[task_id] = entry_id
         self._held[entry_id] = held
-        return AckableMessage(data=payload, ack=lambda: self._ack(entry_id))
+        return AckableMessage(data=payload, ack=lambda: self._ack(entry_id, held))
 
-    async def _ack(self, entry_id: str) -> None:
-        held = self._held.pop(entry_id, None)
-        if held is None:
+    async def _ack(self, entry_id: str, held: _Held) -> None:
+        if self._held.get(entry_id) is not held:
             return  # released, abandoned or taken over: the entry is no longer ours
+        del self._held[entry_id]
         if self._running.get(held.task_id) == entry_id:
             del self._running[held.task_id]
         await self._ack_entry(entry_id, held.task_id)
@@ -276,11 +283,11 @@ class OffloadStreamBroker(RedisStreamBroker):
                 error,
             )
 
-    def attempt_of(self, task_id: str) -> int | None:
-        """The attempt of a job this consumer runs (see brokers.contract.Admitted)."""
+    def fence_of(self, task_id: str) -> int | None:
+        """The fencing token of a job this consumer runs (see brokers.contract.Admitted)."""
         entry_id = self._running.get(task_id)
         held = None if entry_id is None else self._held.get(entry_id)
-        return None if held is None else held.attempt
+        return None if held is None else held.fence
 
     async def hand_back(self, task_id: str) -> None:
         """Put one running job's entry back at once; its attempt counts (it did run)."""
@@ -296,14 +303,24 @@ class OffloadStreamBroker(RedisStreamBroker):
             self._held.pop(entry_id, None)
 
     async def _hand_back(self, entry_id: str, held: _Held, give_back_attempt: bool = True) -> None:
-        attempt = "" if held.attempt is None or not give_back_attempt else str(held.attempt)
-        args = [held.task_id, attempt, self.consumer_group_name, self.consumer_name, entry_id]
+        fence = "" if held.fence is None or not give_back_attempt else str(held.fence)
+        args = [held.task_id, fence, self.consumer_group_name, self.consumer_name, entry_id]
         await self._scripts.hand_back(keys=[self.keys.prefix, self.queue_name], args=args)
 
     async def _beat(self) -> None:
-        await self.renew_leases()
+        """Announce this worker's tasks (first, so a new worker is known at once), then
+        renew leases; either failing does not stop the other."""
+        announced: Exception | None = None
         if self.registry is not None and self.screen is not None:
-            await self.registry.announce(self.consumer_name, self.screen.task_names(), time.time())
+            try:
+                await self.registry.announce(
+                    self.consumer_name, self.screen.task_names(), time.time()
+                )
+            except Exception as error:
+                announced = error
+        await self.renew_leases()
+        if announced is not None:
+            raise announced
 
     async def renew_leases(self) -> list[str]:
         """Renew the jobs this consumer holds; forget any another consumer took over."""

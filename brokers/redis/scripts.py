@@ -63,18 +63,21 @@ return 1
 """
 )
 
-# ARGV: id, now, worker_lost error JSON, expired error JSON, holder (consumer and entry id)
-# -> {'run', attempt} | {'drop', 0} | {'not_a_job', 0}. The same holder asking again (its
-# reply was lost) gets the same attempt instead of a second one.
+# ARGV: id, now, worker_lost error JSON, expired error JSON, holder (names one hand-out)
+# -> {'run', fence} | {'drop', 0} | {'not_a_job', 0}. The same hand-out asking again (its
+# reply was lost) gets the same fencing token instead of a second attempt. The token only
+# ever grows, even when a release gives the attempt back.
 ADMIT = (
     _PRELUDE
     + """
 local f = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'kind',
-                     'expires_at', 'holder')
+                     'expires_at', 'holder', 'fence')
 local status, tenant, kind = f[1], f[4], f[5]
 if not status then return {'not_a_job', 0} end
 local attempts, max_attempts = tonumber(f[2]), tonumber(f[3])
-if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then return {'run', attempts} end
+if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then
+    return {'run', tonumber(f[8])}
+end
 if not startable(status) then return {'drop', 0} end
 local now = tonumber(ARGV[2])
 if tonumber(f[6]) <= now then
@@ -82,32 +85,33 @@ if tonumber(f[6]) <= now then
     return {'drop', 0}
 end
 if attempts < max_attempts then
+    local fence = redis.call('HINCRBY', job, 'fence', 1)
     redis.call('HSET', job, 'status', 'running', 'attempts', attempts + 1, 'started_at', ARGV[2],
                'holder', ARGV[5])
     move(tenant, kind, status, 'running')
-    return {'run', attempts + 1}
+    return {'run', fence}
 end
 fail(status, tenant, kind, ARGV[2], ARGV[3])
 return {'drop', 0}
 """
 )
 
-# ARGV: id, attempt -> 1 if that attempt runs the job
+# ARGV: id, fence -> 1 if the attempt with that token runs the job
 HOLDS = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'attempts')
+local f = redis.call('HMGET', job, 'status', 'fence')
 if f[1] == 'running' and f[2] == ARGV[2] then return 1 end
 return 0
 """
 )
 
-# ARGV: id, now, new status, result JSON or '', error JSON or '', attempt -> 1 if recorded
+# ARGV: id, now, new status, result JSON or '', error JSON or '', fence -> 1 if recorded
 # (also when this attempt's outcome was recorded already: a repeat after a lost reply)
 FINISH = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'fence')
 if f[4] ~= ARGV[6] then return 0 end
 if f[1] == ARGV[3] then return 1 end
 if f[1] ~= 'running' then return 0 end
@@ -118,12 +122,12 @@ return 1
 """
 )
 
-# ARGV: id, attempt -> 1 if that running attempt went back to queued
+# ARGV: id, fence -> 1 if that running attempt went back to queued, its attempt given back
 RELEASE = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
-if f[1] ~= 'running' or f[4] ~= ARGV[2] then return 0 end
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'fence')
+if f[1] ~= 'running' or f[5] ~= ARGV[2] then return 0 end
 redis.call('HSET', job, 'status', 'queued', 'attempts', math.max(tonumber(f[4]) - 1, 0),
            'holder', '')
 move(f[2], f[3], 'running', 'queued')
@@ -142,11 +146,11 @@ return 1
 """
 )
 
-# ARGV: id, progress JSON, attempt -> 1 if kept
+# ARGV: id, progress JSON, fence -> 1 if kept
 PROGRESS = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'attempts')
+local f = redis.call('HMGET', job, 'status', 'fence')
 if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
 redis.call('HSET', job, 'progress', ARGV[2])
 return 1
@@ -250,7 +254,8 @@ return 1
 """
 )
 
-# KEYS: prefix, stream. ARGV: job id or '', attempt or '', group, consumer, entry id
+# KEYS: prefix, stream. ARGV: job id or '', fence or '' (give the attempt back), group,
+# consumer, entry id
 # -> the new entry id, or 0 when this consumer no longer owned the entry: then nothing
 # changes, so a repeat after a lost reply adds no second copy.
 HAND_BACK = (
@@ -265,8 +270,8 @@ if #found == 0 then return 0 end
 local entry = redis.call('XADD', KEYS[2], '*', unpack(found[1][2]))
 if id == '' or redis.call('EXISTS', job) == 0 then return entry end
 redis.call('HSET', job, 'entry', entry)
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts')
-if ARGV[2] ~= '' and f[1] == 'running' and f[4] == ARGV[2] then
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'fence')
+if ARGV[2] ~= '' and f[1] == 'running' and f[5] == ARGV[2] then
     redis.call('HSET', job, 'status', 'queued', 'attempts', math.max(tonumber(f[4]) - 1, 0),
                'holder', '')
     move(f[2], f[3], 'running', 'queued')

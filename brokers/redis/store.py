@@ -144,21 +144,21 @@ class RedisJobStore:
         return records, (page[-1] if len(ids) > query.limit else None)
 
     async def begin_attempt(self, job_id: str, now: float, holder: str = "") -> Admitted:
-        """``holder`` names the delivery (consumer and entry): asked again by the same
-        delivery, the answer is the same attempt."""
+        """``holder`` names the hand-out: asked again by the same hand-out (redis-py resent
+        it after a lost reply), the answer is the same fencing token."""
         admit = call_script(
             self._admit, [self.keys.prefix], [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder]
         )
-        verdict, attempt = await self.batch.run(admit)
-        return Admitted(Admission(verdict), int(attempt))
+        verdict, fence = await self.batch.run(admit)
+        return Admitted(Admission(verdict), int(fence))
 
-    async def holds(self, job_id: str, attempt: int) -> bool:
-        return bool(await self._holds(keys=[self.keys.prefix], args=[job_id, attempt]))
+    async def holds(self, job_id: str, fence: int) -> bool:
+        return bool(await self._holds(keys=[self.keys.prefix], args=[job_id, fence]))
 
     async def finish(
         self,
         job_id: str,
-        attempt: int,
+        fence: int,
         now: float,
         *,
         result: JobResult | None,
@@ -168,12 +168,12 @@ class RedisJobStore:
         record = call_script(
             self._finish,
             [self.keys.prefix],
-            [job_id, repr(now), status.value, _dump(result), _dump(error), attempt],
+            [job_id, repr(now), status.value, _dump(result), _dump(error), fence],
         )
         return bool(await self.batch.run(record))
 
-    async def release(self, job_id: str, attempt: int) -> bool:
-        return bool(await self._release(keys=[self.keys.prefix], args=[job_id, attempt]))
+    async def release(self, job_id: str, fence: int) -> bool:
+        return bool(await self._release(keys=[self.keys.prefix], args=[job_id, fence]))
 
     async def fail_undeliverable(self, job_id: str, now: float, error: JobError) -> bool:
         failed = await self._fail_undeliverable(
@@ -181,9 +181,9 @@ class RedisJobStore:
         )
         return bool(failed)
 
-    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool:
+    async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool:
         kept = await self._progress(
-            keys=[self.keys.prefix], args=[job_id, progress.model_dump_json(), attempt]
+            keys=[self.keys.prefix], args=[job_id, progress.model_dump_json(), fence]
         )
         return bool(kept)
 

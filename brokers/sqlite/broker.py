@@ -41,7 +41,7 @@ class DeliveryGate(Protocol):
 
     def admit_in(self, conn: sqlite3.Connection, job_id: str, now: float) -> Admitted: ...
 
-    def release_in(self, conn: sqlite3.Connection, job_id: str, attempt: int) -> bool: ...
+    def release_in(self, conn: sqlite3.Connection, job_id: str, fence: int) -> bool: ...
 
     def fail_undeliverable_in(
         self, conn: sqlite3.Connection, job_id: str, now: float, error: JobError
@@ -54,8 +54,11 @@ class _Held:
 
     deliveries: int
     task_id: str
-    attempt: int | None = None
-    """The job's attempt once admitted; None for plain TaskiQ messages and before hand-out."""
+    fence: int | None = None
+    """The job's fencing token once admitted; None for plain TaskiQ messages."""
+    handed_out: bool = False
+    """Only rows handed out to run are renewed: one still waiting here for a free slot
+    lapses after its lease, so an idle worker may take it."""
 
 
 class SqliteBroker(AsyncBroker):
@@ -172,9 +175,17 @@ class SqliteBroker(AsyncBroker):
                         break
                     seq, deliveries, task_id, payload = row
                     claimed.append((seq, deliveries, task_id, bytes(payload)))
-        for seq, deliveries, task_id, _ in claimed:
+        fresh = []
+        for seq, deliveries, task_id, payload in claimed:
+            held = self._held.get(seq)
+            if held is not None:
+                # Our own row, whose lease lapsed while renewals failed: it is running
+                # here already, so keep it (under its new delivery) and do not run it twice.
+                held.deliveries = deliveries
+                continue
             self._held[seq] = _Held(deliveries, task_id)
-        return claimed
+            fresh.append((seq, deliveries, task_id, payload))
+        return fresh
 
     async def _hand_out_or_put_back(
         self, seq: int, deliveries: int, task_id: str, payload: bytes
@@ -200,6 +211,7 @@ class SqliteBroker(AsyncBroker):
             if screened.verdict is Verdict.REFUSE:
                 self._refuse(seq, deliveries, task_id, screened, now)
                 return None
+        held = self._held[seq]
         if self.gate is not None:
             admitted = await self.group.write(
                 partial(self._admit_in, seq, deliveries, task_id, now)
@@ -208,9 +220,10 @@ class SqliteBroker(AsyncBroker):
                 self._held.pop(seq, None)
                 return None
             if admitted.admission is Admission.RUN:
-                self._held[seq].attempt = admitted.attempt
+                held.fence = admitted.fence
                 self._running[task_id] = seq
-        return AckableMessage(data=payload, ack=partial(self._ack, seq, deliveries))
+        held.handed_out = True
+        return AckableMessage(data=payload, ack=partial(self._ack, seq, held))
 
     def _admit_in(
         self, seq: int, deliveries: int, task_id: str, now: float, conn: sqlite3.Connection
@@ -277,17 +290,18 @@ class SqliteBroker(AsyncBroker):
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    async def _ack(self, seq: int, deliveries: int) -> None:
-        held = self._held.pop(seq, None)
-        if held is None:
+    async def _ack(self, seq: int, held: _Held) -> None:
+        if self._held.get(seq) is not held:
             return  # released, abandoned or taken over: the row is no longer ours
-        self._running.pop(held.task_id, None)
+        del self._held[seq]
+        if self._running.get(held.task_id) == seq:
+            del self._running[held.task_id]
         owner = self.consumer_id
 
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "DELETE FROM queue WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
-                (seq, deliveries, owner),
+                (seq, held.deliveries, owner),
             )
 
         try:
@@ -300,11 +314,11 @@ class SqliteBroker(AsyncBroker):
                 error,
             )
 
-    def attempt_of(self, task_id: str) -> int | None:
-        """The attempt of a job this process runs (see brokers.contract.Admitted)."""
+    def fence_of(self, task_id: str) -> int | None:
+        """The fencing token of a job this process runs (see brokers.contract.Admitted)."""
         seq = self._running.get(task_id)
         held = None if seq is None else self._held.get(seq)
-        return None if held is None else held.attempt
+        return None if held is None else held.fence
 
     async def hand_back(self, task_id: str) -> None:
         """Put one running job's row back at once; its attempt counts (it did run)."""
@@ -322,22 +336,30 @@ class SqliteBroker(AsyncBroker):
             self._held.pop(seq, None)
 
     async def _beat(self) -> None:
-        self.renew_leases()
+        """Announce this worker's tasks (first, so a new worker is known at once), then
+        renew leases; either failing does not stop the other."""
+        announced: Exception | None = None
         if self.registry is not None and self.screen is not None:
-            await self.registry.announce(self.consumer_id, self.screen.task_names(), self.clock())
+            try:
+                await self.registry.announce(
+                    self.consumer_id, self.screen.task_names(), self.clock()
+                )
+            except Exception as error:
+                announced = error
+        self.renew_leases()
+        if announced is not None:
+            raise announced
 
     def renew_leases(self) -> None:
-        if not self._held:
+        running = [(seq, held) for seq, held in list(self._held.items()) if held.handed_out]
+        if not running:
             return
         until = self.clock() + self.lease_seconds
         with self.database.transaction() as conn:
             conn.executemany(
                 "UPDATE queue SET visible_at = ? "
                 "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
-                [
-                    (until, seq, held.deliveries, self.consumer_id)
-                    for seq, held in list(self._held.items())
-                ],
+                [(until, seq, held.deliveries, self.consumer_id) for seq, held in running],
             )
 
     def release_held(self) -> None:
@@ -360,5 +382,5 @@ class SqliteBroker(AsyncBroker):
             "WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
             (self.clock(), seq, held.deliveries, self.consumer_id),
         ).rowcount
-        if released and give_back_attempt and self.gate and held.attempt is not None:
-            self.gate.release_in(conn, held.task_id, held.attempt)
+        if released and give_back_attempt and self.gate and held.fence is not None:
+            self.gate.release_in(conn, held.task_id, held.fence)

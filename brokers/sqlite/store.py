@@ -112,9 +112,9 @@ class SqliteJobStore:
     @staticmethod
     def admit_in(conn: sqlite3.Connection, job_id: str, now: float) -> Admitted:
         started = conn.execute(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
-            "WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts "
-            "AND expires_at > ? RETURNING attempts",
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, "
+            "started_at = ? WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts "
+            "AND expires_at > ? RETURNING fence",
             (now, job_id, *_STARTABLE, now),
         ).fetchone()
         if started is not None:
@@ -131,17 +131,17 @@ class SqliteJobStore:
             )
         return Admitted(Admission.DROP)
 
-    async def holds(self, job_id: str, attempt: int) -> bool:
+    async def holds(self, job_id: str, fence: int) -> bool:
         row = self.database.connection.execute(
-            "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND attempts = ?",
-            (job_id, attempt),
+            "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND fence = ?",
+            (job_id, fence),
         ).fetchone()
         return row is not None
 
     async def finish(
         self,
         job_id: str,
-        attempt: int,
+        fence: int,
         now: float,
         *,
         result: JobResult | None,
@@ -152,29 +152,29 @@ class SqliteJobStore:
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? "
-                "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
-                (status.value, now, _dump(result), _dump(error), job_id, attempt),
+                "WHERE id = ? AND status = 'running' AND fence = ? RETURNING id",
+                (status.value, now, _dump(result), _dump(error), job_id, fence),
             ).fetchone()
             if row is None:  # recorded already by this attempt?
                 row = conn.execute(
-                    "SELECT 1 FROM jobs WHERE id = ? AND status = ? AND attempts = ?",
-                    (job_id, status.value, attempt),
+                    "SELECT 1 FROM jobs WHERE id = ? AND status = ? AND fence = ?",
+                    (job_id, status.value, fence),
                 ).fetchone()
             return row is not None
 
         return await self.group.write(record)
 
-    async def release(self, job_id: str, attempt: int) -> bool:
+    async def release(self, job_id: str, fence: int) -> bool:
         with self.database.transaction() as conn:
-            return self.release_in(conn, job_id, attempt)
+            return self.release_in(conn, job_id, fence)
 
     @staticmethod
-    def release_in(conn: sqlite3.Connection, job_id: str, attempt: int) -> bool:
-        """A released attempt did not really get to run: give it back."""
+    def release_in(conn: sqlite3.Connection, job_id: str, fence: int) -> bool:
+        """A released attempt did not really get to run: give it back (the fence stays)."""
         row = conn.execute(
             "UPDATE jobs SET status = 'queued', attempts = max(attempts - 1, 0) "
-            "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
-            (job_id, attempt),
+            "WHERE id = ? AND status = 'running' AND fence = ? RETURNING id",
+            (job_id, fence),
         ).fetchone()
         return row is not None
 
@@ -193,12 +193,12 @@ class SqliteJobStore:
         ).fetchone()
         return row is not None
 
-    async def set_progress(self, job_id: str, attempt: int, progress: Progress) -> bool:
+    async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool:
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "UPDATE jobs SET progress = ? "
-                "WHERE id = ? AND status = 'running' AND attempts = ? RETURNING id",
-                (progress.model_dump_json(), job_id, attempt),
+                "WHERE id = ? AND status = 'running' AND fence = ? RETURNING id",
+                (progress.model_dump_json(), job_id, fence),
             ).fetchone()
             return row is not None
 

@@ -78,7 +78,7 @@ async def new_job(
 async def run(store: JobStore, job_id: str) -> int:
     admitted = await store.begin_attempt(job_id, time.time())
     assert admitted.admission is Admission.RUN
-    return admitted.attempt
+    return admitted.fence
 
 
 async def succeed(store: JobStore, job_id: str, result: JobResult | None = None) -> None:
