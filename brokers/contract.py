@@ -167,6 +167,11 @@ class JobStore(Protocol):
         """Fail an unfinished job whose message no worker can run; False if it finished."""
         ...
 
+    async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
+        """Withdraw a job whose submit was answered 503: fail it if it was stored and has
+        not finished, and make sure it can no longer be stored. True if it was failed."""
+        ...
+
     async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool: ...
 
     async def delete(self, job_id: str) -> DeleteOutcome:

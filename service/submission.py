@@ -71,7 +71,7 @@ async def _withdraw(backend: Backend, job_id: str) -> None:
     pause = 0.1
     while time.monotonic() < deadline:
         try:
-            if await backend.store.fail_undeliverable(job_id, time.time(), SUBMIT_UNCONFIRMED):
+            if await backend.store.withdraw(job_id, time.time(), SUBMIT_UNCONFIRMED):
                 log_job(job_id, "failed", error=SUBMIT_UNCONFIRMED.type)
             return
         except backend.unavailable_errors:

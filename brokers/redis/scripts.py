@@ -46,6 +46,7 @@ SUBMIT = (
     _PRELUDE
     + """
 if redis.call('EXISTS', job) == 1 then return 0 end
+if redis.call('EXISTS', prefix .. ':withdrawn:' .. id) == 1 then return 0 end
 local tenant, kind, status, expires_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -60,6 +61,24 @@ redis.call('ZADD', prefix .. ':expiry:rows', expires_at, id)
 local entry = redis.call('XADD', KEYS[2], '*', 'data', ARGV[6], 'task_id', id)
 redis.call('HSET', job, 'message', ARGV[6], 'entry', entry)
 return 1
+"""
+)
+
+# After a submit that got no reply. ARGV: id, 'check' | 'withdraw', now, error JSON, seconds
+# -> 'stored' (check: the job exists) | 'withdrawn' | 'finished' (withdraw) | 'absent'. An
+# absent job is marked withdrawn, so a SUBMIT still in flight finds the mark and does nothing.
+SETTLE = (
+    _PRELUDE
+    + """
+if redis.call('EXISTS', job) == 0 then
+    redis.call('SET', prefix .. ':withdrawn:' .. id, '1', 'EX', ARGV[5])
+    return 'absent'
+end
+if ARGV[2] == 'check' then return 'stored' end
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind')
+if not startable(f[1]) then return 'finished' end
+fail(f[1], f[2], f[3], ARGV[3], ARGV[4])
+return 'withdrawn'
 """
 )
 

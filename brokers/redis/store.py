@@ -26,6 +26,8 @@ from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _WORKER_LOST = WORKER_LOST.model_dump_json()
 _EXPIRED = EXPIRED.model_dump_json()
+_WITHDRAWN_FOR = 86400
+"""Seconds a withdrawn job id stays marked: far longer than any resend can take."""
 
 
 def _dump(model: JobError | JobResult | Progress | None) -> str:
@@ -80,6 +82,7 @@ class RedisJobStore:
         self._forget = redis.register_script(scripts.FORGET)
         self._purge_files = redis.register_script(scripts.PURGE_FILES)
         self._sweep = redis.register_script(scripts.SWEEP)
+        self._settle = redis.register_script(scripts.SETTLE)
 
     @staticmethod
     def _fields(job: JobRecord) -> list[Any]:
@@ -101,6 +104,21 @@ class RedisJobStore:
             keys=[self.keys.prefix, stream], args=[*args, *self._fields(job)]
         )
         return bool(created)
+
+    async def stored(self, job_id: str) -> bool:
+        """After a submit with no reply: whether the job was stored. If not, it never will be
+        (a SUBMIT still on its way finds the job marked withdrawn)."""
+        answer = await self._settle(
+            keys=[self.keys.prefix], args=[job_id, "check", "0", "", _WITHDRAWN_FOR]
+        )
+        return bool(answer == "stored")
+
+    async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
+        answer = await self._settle(
+            keys=[self.keys.prefix],
+            args=[job_id, "withdraw", repr(now), error.model_dump_json(), _WITHDRAWN_FOR],
+        )
+        return bool(answer == "withdrawn")
 
     async def create(self, job: JobRecord) -> None:
         """Store a job with no message (tests, imports): the sweeper fails it if it waits."""

@@ -35,7 +35,7 @@ class RedisJobSubmitter:
         pause = 0.05
         while True:
             try:
-                return await self.store.get(job_id) is not None
+                return await self.store.stored(job_id)
             except UNAVAILABLE as error:
                 if time.monotonic() + pause > deadline:
                     raise SubmitOutcomeUnknown(job_id, str(error)) from error

@@ -193,6 +193,9 @@ class SqliteJobStore:
         ).fetchone()
         return row is not None
 
+    async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
+        return await self.fail_undeliverable(job_id, now, error)
+
     async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool:
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from brokers import broker as app_broker
-from brokers.contract import Admission, Admitted, JobRecord
+from brokers.contract import Admission, Admitted, JobRecord, new_job_id
 from brokers.factory import SUBMIT_SETTLE_SECONDS, Backend, build_backend
 from brokers.redis import scripts
 from brokers.redis.broker import OffloadStreamBroker
@@ -345,3 +345,20 @@ async def test_admission_asked_again_by_the_same_delivery_answers_the_same_attem
     assert await store.begin_attempt(job_id, time.time(), "b/2-0") == Admitted(Admission.RUN, 2)
     record = await store.get(job_id)
     assert record is not None and (record.status, record.attempts) == (JobStatus.RUNNING, 2)
+
+
+async def test_a_submit_still_in_flight_after_it_was_found_absent_stores_nothing(
+    store: RedisJobStore, redis: Redis, keys: Keys
+) -> None:
+    """The API read the job back, found nothing and answered 503; a copy of the SUBMIT that
+    was still on its way (TCP resends) must not create the job after that answer."""
+    now = time.time()
+    job = JobRecord(
+        id=new_job_id(now), tenant="local", kind="qr", request={}, created_at=now,
+        expires_at=now + 60, max_attempts=3, message=b"late",
+    )  # fmt: skip
+    assert not await store.stored(job.id)
+    assert not await store.submit(job, b"late", keys.stream)
+    assert await store.get(job.id) is None
+    assert await redis.xlen(keys.stream) == 0
+    assert await store.stored(job.id) is False
