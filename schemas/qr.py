@@ -1,20 +1,26 @@
 """API contract for QR code jobs, including how much data a QR code can hold."""
 
+import math
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import qrcode
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from qrcode import util as qr_util
 from qrcode.base import rs_blocks
 from qrcode.exceptions import DataOverflowError
 
-MAX_PNG_PIXELS = 40_000_000
+MAX_DATA_CHARACTERS = 7089
+"""No QR code holds more characters: 7089 digits fill version 40 at level L."""
+MAX_BYTE_MODE_BYTES = 2953
+"""Nor more bytes of text outside the alphanumeric set, which only byte mode encodes."""
+DEFAULT_MAX_PNG_PIXELS = 4_000_000
+"""What ``OFFLOAD_QR_MAX_PIXELS`` defaults to, for the API's own description."""
 COLOUR_PATTERN = r"^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$"
 
 
@@ -216,6 +222,9 @@ WholeNumber = Annotated[int, BeforeValidator(_no_text_or_booleans)]
 """An integer as JSON Schema means it: 49 and 49.0, never "49" or true."""
 
 
+# Parsing checks each field and refuses data that no QR code holds, cheaply. Whether the data
+# fits at the chosen level, and how large a PNG may be, is check_qr_options's to say: the fit
+# is CPU-bound, so the API runs it off the event loop. (The docstring is the API's text.)
 class QrOptions(BaseModel):
     """What to encode and how to draw it."""
 
@@ -264,7 +273,9 @@ class QrOptions(BaseModel):
         le=50,
         description=(
             "Size of one module: pixels for PNG, user units for SVG, points for PDF. "
-            f"A PNG may have at most {MAX_PNG_PIXELS:,} pixels."
+            f"A PNG may have at most {DEFAULT_MAX_PNG_PIXELS:,} pixels by default (2000x2000; "
+            "the server may set another limit); a larger one is refused with the largest "
+            "scale, and border, that would fit."
         ),
     )
     border: WholeNumber = Field(
@@ -286,25 +297,70 @@ class QrOptions(BaseModel):
         examples=["#FFFFFF", "#FFFFFF00"],
     )
 
-    @model_validator(mode="after")
-    def _fits_in_a_qr_code(self) -> Self:
-        try:
-            version = check_qr_capacity(self.data, self.error_correction)
-        except QrCapacityError as error:
-            raise self._error("data", "qr_capacity", str(error), self.data) from None
-        if self.format is QrFormat.png:
-            side = (modules_for_version(version) + 2 * self.border) * self.scale
-            if side * side > MAX_PNG_PIXELS:
-                message = (
-                    f"a {side}x{side} PNG exceeds {MAX_PNG_PIXELS:,} pixels; lower scale or border"
-                )
-                raise self._error("scale", "qr_too_large", message, self.scale)
-        return self
-
+    @field_validator("data")
     @classmethod
-    def _error(cls, field: str, kind: str, message: str, value: object) -> ValidationError:
-        # Unlike a ValueError, a ValidationError raised in a validator keeps its own loc.
-        return ValidationError.from_exception_data(
-            cls.__name__,
-            [InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=value)],
-        )
+    def _no_longer_than_any_qr_code(cls, data: str) -> str:
+        # Checked while parsing, in O(n) at C speed, so that data no QR code can hold never
+        # reaches the capacity fit, whose cost grows with the data (a megabyte took seconds).
+        if len(data) > MAX_DATA_CHARACTERS:
+            raise PydanticCustomError(
+                "qr_capacity",
+                f"data is {len(data)} characters; no QR code holds more than "
+                f"{MAX_DATA_CHARACTERS} (digits only, at error_correction L)",
+            )
+        byte_mode = len(_ALPHANUMERIC.sub("", data).encode())
+        if byte_mode > MAX_BYTE_MODE_BYTES:
+            raise PydanticCustomError(
+                "qr_capacity",
+                f"data has {byte_mode} bytes (UTF-8) of characters other than 0-9, A-Z, space "
+                f"and $%*+-./:; no QR code holds more than {MAX_BYTE_MODE_BYTES} such bytes "
+                "(at error_correction L)",
+            )
+        return data
+
+
+def check_qr_options(options: QrOptions, *, max_png_pixels: int) -> int:
+    """The version (1-40) of the QR code ``options`` ask for, once it is known to be drawable.
+
+    Raises ValidationError naming ``data`` when it does not fit in a QR code at the requested
+    level, or ``scale`` (and ``border`` when lowering it alone would do) when a PNG would
+    have more than ``max_png_pixels`` pixels, each message giving the largest value that
+    fits. ``max_png_pixels`` must be at least 217x217, so that any code fits at scale 1.
+    The capacity fit is CPU-bound (up to ~25 ms): on an event loop, call this in a thread.
+    SVG and PDF have no pixel limit: their size and the work to draw them grow with the
+    modules, whatever the scale and border.
+    """
+    try:
+        version = check_qr_capacity(options.data, options.error_correction)
+    except QrCapacityError as error:
+        raise _invalid([_fault("data", "qr_capacity", str(error), options.data)]) from None
+    if options.format is QrFormat.png:
+        faults = _pixel_faults(modules_for_version(version), options, max_png_pixels)
+        if faults:
+            raise _invalid(faults)
+    return version
+
+
+def _pixel_faults(modules: int, options: QrOptions, max_pixels: int) -> list[InitErrorDetails]:
+    scale, border = options.scale, options.border
+    side = (modules + 2 * border) * scale
+    if side * side <= max_pixels:
+        return []
+    largest_side = math.isqrt(max_pixels)
+    too_large = f"a {side}x{side} PNG is over the limit of {max_pixels:,} pixels"
+    largest_scale = largest_side // (modules + 2 * border)
+    advice = f"with border {border}, scale can be at most {largest_scale}"
+    faults = [_fault("scale", "qr_too_large", f"{too_large}; {advice}", scale)]
+    largest_border = (largest_side // scale - modules) // 2
+    if largest_border >= 0:
+        advice = f"at scale {scale}, border can be at most {largest_border}"
+        faults.append(_fault("border", "qr_too_large", f"{too_large}; {advice}", border))
+    return faults
+
+
+def _fault(field: str, kind: str, message: str, value: object) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=value)
+
+
+def _invalid(faults: list[InitErrorDetails]) -> ValidationError:
+    return ValidationError.from_exception_data(QrOptions.__name__, faults)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class SettingsError(RuntimeError):
     """Invalid settings; the message names each setting at fault."""
+
+
+def _cores() -> int:
+    """CPUs this process may run on (unlike os.cpu_count, this follows affinity masks)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -72,6 +81,20 @@ class Settings(BaseSettings):
     purge_cron: str = Field(
         default="*/5 * * * *",
         description="Cron expression for the maintenance job that purges expired jobs.",
+    )
+    qr_max_pixels: int = Field(
+        default=4_000_000,
+        # 217x217: a version 40 code with the largest border, at scale 1.
+        ge=217 * 217,
+        description="Most pixels a QR code PNG may have (4,000,000 is 2000x2000); larger "
+        "ones are refused with 422. A 4,000,000-pixel RGBA render needs about 16 MB.",
+    )
+    qr_max_sync_renders: int = Field(
+        default_factory=_cores,
+        gt=0,
+        le=1000,
+        description="QR codes GET /v1/qr draws at once (default: the CPUs); further requests "
+        "wait briefly for one to finish, then get 429.",
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log line format: text for people, json for collectors."

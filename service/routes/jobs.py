@@ -29,6 +29,7 @@ from service.errors import (
 )
 from service.json_body import JsonBodyRoute
 from service.presenters import present_job
+from service.routes.qr import check_qr_request
 from service.submission import submit_job
 from tasks.qr import render_qr_job
 
@@ -102,6 +103,7 @@ async def create_qr_job(
     options: QrOptions, backend: BackendDep, tenant: TenantDep, response: Response
 ) -> Job:
     """Queue one QR code to be rendered as PNG, SVG or PDF."""
+    await check_qr_request(options, backend.settings, "body")
     record = await submit_job(
         backend,
         render_qr_job,

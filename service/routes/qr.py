@@ -2,21 +2,100 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import anyio
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from schemas.qr import COLOUR_PATTERN, ErrorCorrection, QrFormat, QrOptions
-from service.errors import documented
-from tasks.qr_render import render_qr
+from schemas.qr import COLOUR_PATTERN, ErrorCorrection, QrFormat, QrOptions, check_qr_options
+from service.deps import BackendDep
+from service.errors import ProblemError, documented
+from service.settings import Settings
+from tasks.qr_render import RenderedFile, render_qr
 
 router = APIRouter(prefix="/v1", tags=["qr"])
 
 MAX_SYNC_DATA_BYTES = 512
+SYNC_RENDER_WAIT_SECONDS = 0.5
+"""How long a render waits for a free slot before 429: enough to ride out a burst of small
+codes (a few ms each), too short to pile up requests behind the largest ones."""
+RETRY_AFTER_SECONDS = 1
 _FIELDS = QrOptions.model_fields
+
+
+class TooManyRendersError(ProblemError):
+    status = 429
+    name = "too-many-renders"
+    title = "Too many QR codes are being drawn at once"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class RenderSlots:
+    """At most ``size`` synchronous renders at once, each on a thread of its own.
+
+    A request that finds them all taken waits up to ``wait_seconds`` for one, holding no
+    thread, then gets 429: however many requests arrive, threads and memory stay bounded.
+    """
+
+    def __init__(self, size: int, wait_seconds: float) -> None:
+        self.size = size
+        self._wait_seconds = wait_seconds
+        self._free = anyio.Semaphore(size)
+
+    @asynccontextmanager
+    async def taken(self) -> AsyncIterator[None]:
+        with anyio.move_on_after(self._wait_seconds) as waiting:
+            await self._free.acquire()
+        if waiting.cancelled_caught:
+            raise TooManyRendersError(
+                f"all {self.size} synchronous renders are busy; retry in "
+                f"{RETRY_AFTER_SECONDS} s, or submit a job with POST /v1/jobs/qr"
+            )
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def sync_render_slots(app: FastAPI) -> RenderSlots:
+    """The app's render slots, made on first use inside its event loop."""
+    slots: RenderSlots | None = getattr(app.state, "qr_render_slots", None)
+    if slots is None:
+        settings: Settings = app.state.backend.settings
+        slots = RenderSlots(settings.qr_max_sync_renders, SYNC_RENDER_WAIT_SECONDS)
+        app.state.qr_render_slots = slots
+    return slots
+
+
+async def check_qr_request(options: QrOptions, settings: Settings, source: str) -> None:
+    """check_qr_options in a worker thread, as the capacity fit is CPU-bound; its errors
+    become a 422 naming each field in ``source`` ("body" or "query")."""
+    try:
+        await run_in_threadpool(check_qr_options, options, max_png_pixels=settings.qr_max_pixels)
+    except ValidationError as invalid:
+        raise _located(invalid, source) from None
+
+
+def _located(invalid: ValidationError, source: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{**error, "loc": (source, *error["loc"])} for error in invalid.errors()]
+    )
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
 
 
 def _described(name: str, **constraints: Any) -> Any:
@@ -37,9 +116,12 @@ def _described(name: str, **constraints: Any) -> Any:
             },
         },
         **documented(validation=True),
+        429: documented(TooManyRendersError)[429] | {"headers": _RETRY_AFTER},
     },
 )
-def render_qr_now(
+async def render_qr_now(
+    request: Request,
+    backend: BackendDep,
     data: Annotated[str, _described("data", min_length=1)],
     format: Annotated[QrFormat, _described("format")] = QrFormat.png,
     error_correction: Annotated[ErrorCorrection, _described("error_correction")] = (
@@ -50,7 +132,9 @@ def render_qr_now(
     dark: Annotated[str, _described("dark", pattern=COLOUR_PATTERN)] = "#000000",
     light: Annotated[str, _described("light", pattern=COLOUR_PATTERN)] = "#FFFFFF",
 ) -> Response:
-    """Render one small QR code now (data up to 512 bytes); submit a job for anything bigger."""
+    """Render one small QR code now (data up to 512 bytes); submit a job for anything bigger.
+
+    A few are drawn at once; a request that finds no free turn soon gets 429 with Retry-After."""
     size = len(data.encode())
     if size > MAX_SYNC_DATA_BYTES:
         raise _query_error(
@@ -69,9 +153,9 @@ def render_qr_now(
             light=light,
         )
     except ValidationError as invalid:
-        first = invalid.errors()[0]
-        raise _query_error(str(first["loc"][-1]), first["msg"]) from None
-    rendered = render_qr(options)
+        raise _located(invalid, "query") from None
+    async with sync_render_slots(request.app).taken():
+        rendered = await run_in_threadpool(_checked_render, options, backend.settings)
     return Response(
         rendered.content,
         media_type=rendered.content_type,
@@ -80,6 +164,14 @@ def render_qr_now(
             "Cache-Control": "public, max-age=86400",
         },
     )
+
+
+def _checked_render(options: QrOptions, settings: Settings) -> RenderedFile:
+    try:
+        check_qr_options(options, max_png_pixels=settings.qr_max_pixels)
+    except ValidationError as invalid:
+        raise _located(invalid, "query") from None
+    return render_qr(options)
 
 
 def _query_error(field: str, message: str) -> RequestValidationError:
