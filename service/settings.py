@@ -77,8 +77,13 @@ class Settings(BaseSettings):
         default="text", description="Log line format: text for people, json for collectors."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest log level written."
+        default="INFO", description="Lowest log level written, in any case (debug, INFO, ...)."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
 
     @field_validator("broker_url")
     @classmethod

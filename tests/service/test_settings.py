@@ -51,3 +51,17 @@ def test_backend_and_paths_follow_the_url(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert load_settings().sqlite_path == tmp_path / "elsewhere.db"
     monkeypatch.setenv("OFFLOAD_BROKER_URL", "redis://localhost:6379/0")
     assert load_settings().backend == "redis"
+
+
+@pytest.mark.parametrize(("value", "level"), [("debug", "DEBUG"), ("Warning", "WARNING")])
+def test_the_log_level_is_read_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, value: str, level: str
+) -> None:
+    monkeypatch.setenv("OFFLOAD_LOG_LEVEL", value)
+    assert load_settings().log_level == level
+
+
+def test_an_unknown_log_level_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFLOAD_LOG_LEVEL", "loud")
+    with pytest.raises(SettingsError, match="OFFLOAD_LOG_LEVEL"):
+        load_settings()
