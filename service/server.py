@@ -1,4 +1,4 @@
-"""``offload serve``: uvicorn, exiting 0 after a clean SIGTERM."""
+"""``offload serve``: uvicorn with bounded requests, exiting 0 after a clean SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from service.http_limits import limited_http_protocol
 from service.settings import Settings
 
 STARTUP_FAILURE = 3
@@ -32,6 +33,7 @@ def run(host: str, port: int, access_log: bool, settings: Settings) -> int:
         port=port,
         log_config=None,
         access_log=access_log,
+        http=limited_http_protocol(settings.max_header_bytes, settings.request_timeout_seconds),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
     )
     server = _Server(config)

@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest log level written, in any case (debug, INFO, ...)."
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers `offload serve` reads; a larger one gets "
+        "431 and the connection is closed.",
+    )
+    request_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long `offload serve` waits for a whole request (headers and body) to "
+        "arrive, from the connection or its first byte; then it answers 408 and closes.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
