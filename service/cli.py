@@ -22,12 +22,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
+    import contextlib
+    import signal
 
     from taskiq.cli.scheduler.args import SchedulerArgs
     from taskiq.cli.scheduler.run import run_scheduler
 
-    asyncio.run(
-        run_scheduler(
+    async def until_stopped() -> None:
+        # TaskiQ's scheduler shuts its sources down when cancelled; SIGTERM would just kill it.
+        this = asyncio.current_task()
+        assert this is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+        await run_scheduler(
             SchedulerArgs(
                 scheduler="scheduler:scheduler",
                 modules=["tasks"],
@@ -35,12 +41,16 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
                 update_interval=args.update_interval,
             )
         )
-    )
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(until_stopped())
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="offload", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="offload", description="Offload: serve the API, run workers, run the scheduler."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="the API; on the embedded default also a worker and the scheduler"

@@ -11,6 +11,7 @@ from schemas.jobs import JobStatus
 from service.settings import Settings
 from tests.support.processes import (
     OFFLOAD_WORKER_READY,
+    SCHEDULER_STARTED,
     InProcessJobs,
     Processes,
     job_log_line,
@@ -30,6 +31,14 @@ def test_serve_exits_0_after_a_clean_sigterm(processes: Processes) -> None:
     returncode = processes.terminate(serve, timeout=20)
     processes.check(SHUTDOWN_COMPLETE in serve.log(), "serve did not shut down cleanly")
     processes.check(returncode == 0, f"serve exited with {returncode} after a clean shutdown")
+
+
+def test_the_scheduler_shuts_down_cleanly_and_exits_0_on_sigterm(processes: Processes) -> None:
+    scheduler = processes.start("scheduler", [str(processes.bin_dir / "offload"), "scheduler"])
+    processes.wait_for_log(scheduler, SCHEDULER_STARTED)
+    returncode = processes.terminate(scheduler, timeout=20)
+    processes.check("Scheduler shut down" in scheduler.log(), "the scheduler did not shut down")
+    processes.check(returncode == 0, f"the scheduler exited with {returncode} after SIGTERM")
 
 
 async def test_each_worker_process_says_once_when_it_takes_jobs(processes: Processes) -> None:
