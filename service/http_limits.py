@@ -82,6 +82,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._disarm_deadline()
         super().connection_lost(exc)
 
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm_deadline()  # the connection now belongs to the WebSocket protocol
+        super().handle_websocket_upgrade()
+
     def _arm_deadline(self) -> None:
         self._deadline = self.loop.call_later(self.request_timeout, self._request_timed_out)
 
@@ -115,7 +119,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         """Whether a response written now answers the request being read, in order."""
         if self._reading_head:  # the request has no cycle yet; self.cycle is an earlier one
             return self.cycle is None or self.cycle.response_complete
-        return not self.pipeline and not self.cycle.response_started
+        return not self.pipeline and (self.cycle is None or not self.cycle.response_started)
 
     def _problem_response(self, status: int, title: str, detail: str) -> bytes:
         problem = Problem(
