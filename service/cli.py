@@ -9,49 +9,31 @@ from service.settings import Settings, SettingsError, get_settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from service import server
 
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
-    )
-    return 0
+    return server.run(args.host, args.port, args.access_log, settings)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from taskiq.acks import AcknowledgeType
-    from taskiq.cli.worker.args import WorkerArgs
-    from taskiq.cli.worker.run import run_worker
+    from service import worker
 
-    status = run_worker(
-        WorkerArgs(
-            broker="brokers:broker",
-            modules=["tasks"],
-            configure_logging=False,
-            workers=args.processes,
-            max_async_tasks=settings.worker_concurrency,
-            max_threadpool_threads=settings.worker_concurrency,
-            ack_type=AcknowledgeType.WHEN_SAVED,
-            wait_tasks_timeout=settings.shutdown_grace_seconds,
-            shutdown_timeout=settings.shutdown_grace_seconds + 5,
-        )
-    )
-    return status or 0
+    return worker.run(args.processes, settings)
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
+    import contextlib
+    import signal
 
     from taskiq.cli.scheduler.args import SchedulerArgs
     from taskiq.cli.scheduler.run import run_scheduler
 
-    asyncio.run(
-        run_scheduler(
+    async def until_stopped() -> None:
+        # TaskiQ's scheduler shuts its sources down when cancelled; SIGTERM would just kill it.
+        this = asyncio.current_task()
+        assert this is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+        await run_scheduler(
             SchedulerArgs(
                 scheduler="scheduler:scheduler",
                 modules=["tasks"],
@@ -59,12 +41,16 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
                 update_interval=args.update_interval,
             )
         )
-    )
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(until_stopped())
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="offload", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="offload", description="Offload: serve the API, run workers, run the scheduler."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="the API; on the embedded default also a worker and the scheduler"

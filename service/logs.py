@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from service.settings import Settings
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn puts a copy of each message with terminal colours in `color_message`, for its own
+# coloured formatter: the plain message already says the same.
+_NOT_FIELDS = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b")
+
+
+def _plain(value: object) -> object:
+    """The value with terminal escapes taken out of every string in it."""
+    if isinstance(value, str):
+        return _TERMINAL_ESCAPE.sub("", value)
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,12 +38,12 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _plain(record.getMessage()),
         }
-        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        line.update({k: _plain(v) for k, v in record.__dict__.items() if k not in _NOT_FIELDS})
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+            line["exception"] = _plain(self.formatException(record.exc_info))
+        return json.dumps(line, default=lambda value: _plain(str(value)))
 
 
 def configure_logging(settings: Settings) -> None:

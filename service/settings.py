@@ -100,8 +100,25 @@ class Settings(BaseSettings):
         default="text", description="Log line format: text for people, json for collectors."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest log level written."
+        default="INFO", description="Lowest log level written, in any case (debug, INFO, ...)."
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers `offload serve` reads; a larger one gets "
+        "431 and the connection is closed.",
+    )
+    request_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long `offload serve` waits for a whole request (headers and body) to "
+        "arrive, from the connection or its first byte; then it answers 408 and closes.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
 
     @field_validator("broker_url")
     @classmethod

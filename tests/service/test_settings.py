@@ -51,3 +51,35 @@ def test_backend_and_paths_follow_the_url(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert load_settings().sqlite_path == tmp_path / "elsewhere.db"
     monkeypatch.setenv("OFFLOAD_BROKER_URL", "redis://localhost:6379/0")
     assert load_settings().backend == "redis"
+
+
+@pytest.mark.parametrize(("value", "level"), [("debug", "DEBUG"), ("Warning", "WARNING")])
+def test_the_log_level_is_read_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, value: str, level: str
+) -> None:
+    monkeypatch.setenv("OFFLOAD_LOG_LEVEL", value)
+    assert load_settings().log_level == level
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OFFLOAD_LOG_LEVEL", "loud"),
+        ("OFFLOAD_MAX_HEADER_BYTES", "0"),
+        ("OFFLOAD_REQUEST_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_a_bad_log_level_or_http_limit_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_the_http_limits_have_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OFFLOAD_MAX_HEADER_BYTES", raising=False)
+    monkeypatch.delenv("OFFLOAD_REQUEST_TIMEOUT_SECONDS", raising=False)
+    settings = load_settings()
+    assert settings.max_header_bytes == 64 * 1024
+    assert settings.request_timeout_seconds == 30

@@ -38,8 +38,8 @@ BIN_DIR = Path(sys.executable).parent
 
 TASKIQ_LISTENING = "Listening started."
 """Logged by a plain ``taskiq worker`` process once its broker is up and it takes messages."""
-OFFLOAD_WORKER_IMPORTING = "Importing tasks from module tasks"
-"""The last line ``offload worker`` logs before it listens: it quiets TaskiQ's receiver logger."""
+OFFLOAD_WORKER_READY = "offload worker ready:"
+"""Logged by each ``offload worker`` process once its broker is up and it takes jobs."""
 SCHEDULER_STARTED = "Startup completed."
 """Logged by ``taskiq scheduler`` once its sources are up."""
 
@@ -103,6 +103,10 @@ class Processes:
     settings: dict[str, str] = field(default_factory=dict)
     """``OFFLOAD_*`` settings every process gets (besides ``OFFLOAD_DATA_DIR``)."""
     started: list[Proc] = field(default_factory=list)
+    bin_dir: Path = BIN_DIR
+    """Where ``offload`` is: this checkout's virtualenv unless a test installs another."""
+    cwd: Path = REPO_ROOT
+    """The working directory of every process started."""
 
     @property
     def data_dir(self) -> Path:
@@ -126,7 +130,7 @@ class Processes:
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
                 argv,
-                cwd=REPO_ROOT,
+                cwd=self.cwd,
                 env=self.env(**settings),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -138,11 +142,16 @@ class Processes:
         return proc
 
     def serve(
-        self, name: str = "serve", *, wait: bool = True, timeout: float = 30, **settings: str
+        self,
+        name: str = "serve",
+        *,
+        wait: bool = True,
+        timeout: float = 30,
+        **settings: str,
     ) -> Proc:
         """``offload serve`` on a free port; with ``wait``, returns once ``/healthz`` answers."""
         port = free_port()
-        argv = [str(BIN_DIR / "offload"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [str(self.bin_dir / "offload"), "serve", "--host", "127.0.0.1", "--port", str(port)]
         proc = self.start(name, argv, **settings)
         proc.base_url = f"http://127.0.0.1:{port}"
         if wait:
@@ -150,13 +159,17 @@ class Processes:
         return proc
 
     def offload_worker(
-        self, name: str = "worker", *, wait: bool = True, timeout: float = 30, **settings: str
+        self,
+        name: str = "worker",
+        *args: str,
+        wait: bool = True,
+        timeout: float = 30,
+        **settings: str,
     ) -> Proc:
-        """``offload worker``; with ``wait``, returns once it has imported the task modules
-        (it logs nothing later: it quiets TaskiQ's "Listening started.")."""
-        proc = self.start(name, [str(BIN_DIR / "offload"), "worker"], **settings)
+        """``offload worker [args]``; with ``wait``, returns once it logs that it is ready."""
+        proc = self.start(name, [str(self.bin_dir / "offload"), "worker", *args], **settings)
         if wait:
-            self.wait_for_log(proc, OFFLOAD_WORKER_IMPORTING, timeout=timeout)
+            self.wait_for_log(proc, OFFLOAD_WORKER_READY, timeout=timeout)
         return proc
 
     def taskiq_worker(

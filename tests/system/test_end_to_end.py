@@ -12,7 +12,7 @@ from PIL import Image
 from pyzbar.pyzbar import decode
 
 from tests.support.jobs import wait_for_job
-from tests.support.processes import OFFLOAD_WORKER_IMPORTING, Processes, job_ids_in
+from tests.support.processes import OFFLOAD_WORKER_READY, Processes, job_ids_in
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +67,14 @@ async def test_jobs_submitted_over_http_run_in_the_api_and_in_a_separate_worker(
     worker = processes.offload_worker(wait=False)
     service = processes.serve(wait=False)
     processes.wait_healthy(service)
-    processes.wait_for_log(worker, OFFLOAD_WORKER_IMPORTING)
+    processes.wait_for_log(worker, OFFLOAD_WORKER_READY)
     assert service.base_url is not None
 
     submitted: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + PICKUP_DEADLINE
     async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
-        # The worker's last log line comes just before its broker starts, so it may miss the
-        # first jobs; the API process's embedded worker competes for every job.
+        # The API process's embedded worker competes for every job: submit batches until the
+        # separate worker has run at least one.
         while not job_ids_in(worker.log(), "running", submitted):
             processes.check(
                 time.monotonic() < deadline,

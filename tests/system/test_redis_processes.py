@@ -31,7 +31,7 @@ from service.settings import Settings
 from tests.support.jobs import TERMINAL
 from tests.support.processes import (
     BIN_DIR,
-    OFFLOAD_WORKER_IMPORTING,
+    OFFLOAD_WORKER_READY,
     SCHEDULER_STARTED,
     TASKIQ_LISTENING,
     InProcessJobs,
@@ -247,7 +247,7 @@ async def test_a_redis_outage_under_load_answers_503_and_loses_no_accepted_job(
     serve = processes.serve(wait=False)
     worker = processes.offload_worker(wait=False)
     processes.wait_healthy(serve)
-    processes.wait_for_log(worker, OFFLOAD_WORKER_IMPORTING)
+    processes.wait_for_log(worker, OFFLOAD_WORKER_READY)
     assert serve.base_url is not None
 
     log: list[Submit] = []
