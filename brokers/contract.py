@@ -115,9 +115,33 @@ class SubmitOutcomeUnknown(Exception):
         self.job_id = job_id
 
 
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's ``Idempotency-Key`` and what it was first sent with."""
+
+    key: str
+    fingerprint: str
+    """A digest of the job's kind and request: the same key with another body is refused."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    """The job now queued, or the earlier job that already holds the idempotency key."""
+    created: bool
+    fingerprint: str = ""
+    """For an earlier job: the fingerprint its key was first used with."""
+
+
 class JobSubmitter(Protocol):
-    async def submit(self, job: JobRecord, message: BrokerMessage) -> None:
-        """Store the job and queue its message atomically: both happen or neither does."""
+    async def submit(
+        self, job: JobRecord, message: BrokerMessage, key: IdempotencyKey | None = None
+    ) -> Submitted:
+        """Store the job and queue its message atomically: both happen or neither does.
+
+        With a key that an unexpired job of the tenant already holds, nothing is stored
+        and that job is named instead.
+        """
         ...
 
 

@@ -124,6 +124,12 @@ class BackendUnavailableError(ProblemError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class IdempotencyKeyReusedError(ProblemError):
+    status = 409
+    name = "idempotency-key-reused"
+    title = "The Idempotency-Key was used with another request"
+
+
 class SubmitUnconfirmedError(BackendUnavailableError):
     name = "submit-unconfirmed"
     title = "The job backend did not confirm the job"

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from taskiq import AsyncTaskiqDecoratedTask
 
-from brokers.contract import JobRecord, SubmitOutcomeUnknown, new_job_id
+from brokers.contract import IdempotencyKey, JobRecord, SubmitOutcomeUnknown, new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JOB_KIND_LABEL, log_job
 from schemas.jobs import JobError, JobKind
-from service.errors import BackendUnavailableError, SubmitUnconfirmedError
+from service.errors import (
+    BackendUnavailableError,
+    IdempotencyKeyReusedError,
+    SubmitUnconfirmedError,
+)
 
 DEFAULT_MAX_ATTEMPTS = 3
 WITHDRAW_FOR_SECONDS = 600.0
@@ -26,6 +33,13 @@ SUBMIT_UNCONFIRMED = JobError(
 _withdrawals: set[asyncio.Task[None]] = set()
 
 
+@dataclass(frozen=True)
+class Accepted:
+    job: JobRecord
+    created: bool
+    """False when an earlier job with the same Idempotency-Key and body is answered."""
+
+
 async def submit_job(
     backend: Backend,
     task: AsyncTaskiqDecoratedTask[Any, Any],
@@ -34,6 +48,19 @@ async def submit_job(
     kind: JobKind,
     request: dict[str, Any],
 ) -> JobRecord:
+    accepted = await submit(backend, task, tenant=tenant, kind=kind, request=request)
+    return accepted.job
+
+
+async def submit(
+    backend: Backend,
+    task: AsyncTaskiqDecoratedTask[Any, Any],
+    *,
+    tenant: str,
+    kind: JobKind,
+    request: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Accepted:
     now = time.time()
     job = JobRecord(
         id=new_job_id(now),
@@ -47,23 +74,43 @@ async def submit_job(
     # The task's own kicker carries its labels (timeout, ...). taskiq's kiq() would send the
     # message itself and hide errors in SendTaskError; building the message here lets the job
     # and its message land in one transaction. ``_prepare_message`` is the one private taskiq
-    # name used (tests/brokers/test_taskiq_pins.py pins it).
+    # name used (tests/brokers/test_job_delivery.py pins it).
     kicker = task.kicker().with_task_id(job.id).with_labels(**{JOB_KIND_LABEL: kind.value})
     message = backend.broker.formatter.dumps(kicker._prepare_message(request))
     job.message = message.message
+    key = None
+    if idempotency_key is not None:
+        key = IdempotencyKey(idempotency_key, fingerprint(kind, request))
     try:
-        await backend.submitter.submit(job, message)
+        submitted = await backend.submitter.submit(job, message, key)
     except SubmitOutcomeUnknown as unknown:
-        # The client hears 503 and will submit again: the job, if it was stored after all,
-        # must not run as well. Withdraw it as soon as the backend answers.
-        withdrawal = asyncio.create_task(_withdraw(backend, job.id))
-        _withdrawals.add(withdrawal)
-        withdrawal.add_done_callback(_withdrawals.discard)
+        if key is None:
+            # The client hears 503 and may submit again: the job, if it was stored after
+            # all, should not run as well. Withdraw it as soon as the backend answers.
+            withdrawal = asyncio.create_task(_withdraw(backend, job.id))
+            _withdrawals.add(withdrawal)
+            withdrawal.add_done_callback(_withdrawals.discard)
+        # With a key, the client's retry with that key finds the job if it was stored.
         raise SubmitUnconfirmedError(job.id, str(unknown)) from unknown
     except backend.unavailable_errors as error:
         raise BackendUnavailableError(f"could not queue the job: {error}") from error
-    log_job(job.id, "queued", kind=kind.value, tenant=tenant)
-    return job
+    if submitted.created:
+        log_job(job.id, "queued", kind=kind.value, tenant=tenant)
+        return Accepted(job, created=True)
+    if key is None or submitted.fingerprint != key.fingerprint:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {idempotency_key!r} was first used with another request "
+            f"(job {submitted.job_id})"
+        )
+    earlier = await backend.store.get(submitted.job_id)
+    if earlier is None:
+        raise BackendUnavailableError(f"job {submitted.job_id} vanished; try again")
+    return Accepted(earlier, created=False)
+
+
+def fingerprint(kind: JobKind, request: dict[str, Any]) -> str:
+    canonical = json.dumps([kind.value, request], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def _withdraw(backend: Backend, job_id: str) -> None:

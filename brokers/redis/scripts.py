@@ -25,6 +25,8 @@ local function move(tenant, kind, old, new)
     if startable(new) then redis.call('ZADD', open, 0, id) else redis.call('ZREM', open, id) end
 end
 local function forget(tenant, kind, status)
+    local idem = redis.call('HGET', job, 'idempotency_key')
+    if idem and idem ~= '' then redis.call('DEL', idem) end
     local base = prefix .. ':idx:' .. tenant
     redis.call('ZREM', base, id)
     redis.call('ZREM', base .. ':k:' .. kind, id)
@@ -40,16 +42,24 @@ local function fail(f_status, tenant, kind, now, error)
 end
 """
 
-# KEYS: prefix, stream. ARGV: id, tenant, kind, status, expires_at, message, then the hash's
-# field/value pairs -> 1 if created, 0 if the job already existed (a repeated submit).
+# KEYS: prefix, stream. ARGV: id, tenant, kind, status, expires_at, message, idempotency key
+# ('' for none), its fingerprint, seconds to keep it, then the hash's field/value pairs
+# -> {1} created | {0} created already (this is a resend) | {3} withdrawn: the API answered
+# 503 for it | {2, job id, fingerprint}: an earlier job holds the idempotency key.
 SUBMIT = (
     _PRELUDE
     + """
-if redis.call('EXISTS', job) == 1 then return 0 end
-if redis.call('EXISTS', prefix .. ':withdrawn:' .. id) == 1 then return 0 end
+local idem = ''
+if ARGV[7] ~= '' then
+    idem = prefix .. ':idem:' .. ARGV[2] .. ':' .. ARGV[7]
+    local held = redis.call('HMGET', idem, 'job', 'fingerprint')
+    if held[1] and held[1] ~= id then return {2, held[1], held[2]} end
+end
+if redis.call('EXISTS', job) == 1 then return {0} end
+if redis.call('EXISTS', prefix .. ':withdrawn:' .. id) == 1 then return {3} end
 local tenant, kind, status, expires_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', job, unpack(fields))
 local base = prefix .. ':idx:' .. tenant
 redis.call('ZADD', base, 0, id)
@@ -60,7 +70,12 @@ redis.call('ZADD', prefix .. ':expiry:files', expires_at, id)
 redis.call('ZADD', prefix .. ':expiry:rows', expires_at, id)
 local entry = redis.call('XADD', KEYS[2], '*', 'data', ARGV[6], 'task_id', id)
 redis.call('HSET', job, 'message', ARGV[6], 'entry', entry)
-return 1
+if idem ~= '' then
+    redis.call('HSET', idem, 'job', id, 'fingerprint', ARGV[8])
+    redis.call('EXPIRE', idem, ARGV[9])
+    redis.call('HSET', job, 'idempotency_key', idem)
+end
+return {1}
 """
 )
 

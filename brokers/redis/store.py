@@ -14,9 +14,12 @@ from brokers.contract import (
     Admission,
     Admitted,
     DeleteOutcome,
+    IdempotencyKey,
     JobQuery,
     JobRecord,
     PurgeReport,
+    SubmitOutcomeUnknown,
+    Submitted,
     SweepReport,
 )
 from brokers.redis import scripts
@@ -97,13 +100,24 @@ class RedisJobStore:
             "result", _dump(job.result), "files_purged", int(job.files_purged),
         ]  # fmt: skip
 
-    async def submit(self, job: JobRecord, message: bytes, stream: str) -> bool:
-        """Store the job and add its stream entry in one script; False if it existed."""
-        args = [job.id, job.tenant, job.kind, job.status.value, repr(job.expires_at), message]
-        created = await self._submit(
+    async def submit(
+        self, job: JobRecord, message: bytes, stream: str, key: IdempotencyKey | None = None
+    ) -> Submitted:
+        """Store the job and add its stream entry in one script (safe to resend)."""
+        ttl = max(1, int(job.expires_at - job.created_at) + 1)
+        args = [
+            job.id, job.tenant, job.kind, job.status.value, repr(job.expires_at), message,
+            "" if key is None else key.key, "" if key is None else key.fingerprint, ttl,
+        ]  # fmt: skip
+        reply = await self._submit(
             keys=[self.keys.prefix, stream], args=[*args, *self._fields(job)]
         )
-        return bool(created)
+        outcome = int(reply[0])
+        if outcome == 2:
+            return Submitted(str(reply[1]), created=False, fingerprint=str(reply[2]))
+        if outcome == 3:
+            raise SubmitOutcomeUnknown(job.id, "the job was withdrawn after a lost reply")
+        return Submitted(job.id, created=True)  # 0: a resend of this very submit
 
     async def stored(self, job_id: str) -> bool:
         """After a submit with no reply: whether the job was stored. If not, it never will be

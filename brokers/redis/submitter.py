@@ -7,7 +7,7 @@ import time
 
 from taskiq import BrokerMessage
 
-from brokers.contract import JobRecord, SubmitOutcomeUnknown
+from brokers.contract import IdempotencyKey, JobRecord, SubmitOutcomeUnknown, Submitted
 from brokers.redis.broker import UNAVAILABLE, OffloadStreamBroker
 from brokers.redis.store import RedisJobStore
 
@@ -20,14 +20,17 @@ class RedisJobSubmitter:
         self.broker = broker
         self.settle_seconds = settle_seconds
 
-    async def submit(self, job: JobRecord, message: BrokerMessage) -> None:
+    async def submit(
+        self, job: JobRecord, message: BrokerMessage, key: IdempotencyKey | None = None
+    ) -> Submitted:
         """The script refuses to create a job twice, so redis-py may safely resend it; when
         no reply comes at all, whether the job was stored is found out before answering."""
         try:
-            await self.store.submit(job, message.message, self.broker.queue_name)
+            return await self.store.submit(job, message.message, self.broker.queue_name, key)
         except UNAVAILABLE:
             if not await self._stored(job.id):
                 raise
+            return Submitted(job.id, created=True)
 
     async def _stored(self, job_id: str) -> bool:
         """Whether the job exists; raises SubmitOutcomeUnknown if Redis stays silent."""

@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS schedules (
     schedule     TEXT NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    tenant       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    job_id       TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    expires_at   REAL NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_job ON idempotency_keys (job_id);
+
 CREATE TABLE IF NOT EXISTS workers (
     consumer     TEXT PRIMARY KEY,
     task_names   TEXT NOT NULL,

@@ -216,6 +216,7 @@ class SqliteJobStore:
                 return DeleteOutcome.NOT_FINISHED
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             conn.execute("DELETE FROM results WHERE task_id = ?", (job_id,))
+            conn.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
         return DeleteOutcome.DELETED
 
     async def purge_expired(self, now: float, tombstone_seconds: float) -> PurgeReport:
@@ -232,6 +233,7 @@ class SqliteJobStore:
                 (now - tombstone_seconds, *_TERMINAL),
             ).rowcount
             conn.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+            conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
         return report
 
     async def sweep(self, now: float) -> SweepReport:

@@ -6,7 +6,7 @@ import re
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -17,6 +17,7 @@ from service.deps import BackendDep, TenantDep
 from service.errors import (
     BackendUnavailableError,
     FieldError,
+    IdempotencyKeyReusedError,
     InvalidJobIdError,
     JobExpiredError,
     JobFailedError,
@@ -30,7 +31,7 @@ from service.errors import (
 from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.routes.qr import check_qr_request
-from service.submission import submit_job
+from service.submission import submit
 from tasks.qr import render_qr_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
@@ -92,27 +93,55 @@ async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
     return record
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Makes the submit safe to repeat: the same key with the same body "
+        "answers the job it first made (200) for as long as that job is kept; with another "
+        "body, 409.",
+    ),
+]
+
+
 @router.post(
     "/qr",
     operation_id="create_qr_job",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses=documented(PayloadTooLargeError, BackendUnavailableError, validation=True),
+    responses={
+        200: {"model": Job, "description": "The job an earlier submit with this key made."},
+        **documented(
+            IdempotencyKeyReusedError,
+            PayloadTooLargeError,
+            BackendUnavailableError,
+            validation=True,
+        ),
+    },
 )
 async def create_qr_job(
-    options: QrOptions, backend: BackendDep, tenant: TenantDep, response: Response
+    options: QrOptions,
+    backend: BackendDep,
+    tenant: TenantDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Job:
     """Queue one QR code to be rendered as PNG, SVG or PDF."""
     await check_qr_request(options, backend.settings, "body")
-    record = await submit_job(
+    accepted = await submit(
         backend,
         render_qr_job,
         tenant=tenant,
         kind=JobKind.QR,
         request=options.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
     )
-    job = present_job(record)
+    job = present_job(accepted.job)
     response.headers["Location"] = job.links.self
+    if not accepted.created:
+        response.status_code = status.HTTP_200_OK
     return job
 
 

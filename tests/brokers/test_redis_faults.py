@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from brokers import broker as app_broker
-from brokers.contract import Admission, Admitted, JobRecord, new_job_id
+from brokers.contract import Admission, Admitted, JobRecord, SubmitOutcomeUnknown, new_job_id
 from brokers.factory import SUBMIT_SETTLE_SECONDS, Backend, build_backend
 from brokers.redis import scripts
 from brokers.redis.broker import OffloadStreamBroker
@@ -98,8 +98,14 @@ async def job_when(
     return record
 
 
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "lost-reply"}])
 async def test_a_submit_whose_reply_was_lost_is_queued_once(
-    proxy: RedisProxy, redis: Redis, store: RedisJobStore, keys: Keys, tmp_path: Path
+    proxy: RedisProxy,
+    redis: Redis,
+    store: RedisJobStore,
+    keys: Keys,
+    tmp_path: Path,
+    headers: dict[str, str],
 ) -> None:
     """Before: submit was one MULTI pipeline. redis-py sent it again after the lost reply,
     and Redis, which had run it, ran it again: two stream entries (XLEN 2) for one job, so
@@ -109,9 +115,9 @@ async def test_a_submit_whose_reply_was_lost_is_queued_once(
     try:
         async with api(backend) as http:
             lost = proxy.lose_reply(evalsha_of(scripts.SUBMIT))
-            response = await http.post("/v1/jobs/qr", json={"data": "hello"})
+            response = await http.post("/v1/jobs/qr", json={"data": "hello"}, headers=headers)
             assert lost.done.is_set(), "no submit went through the proxy"
-            assert lost.reply == b":1\r\n", "the lost reply should say the job was stored"
+            assert lost.reply == b"*1\r\n:1\r\n", "the lost reply should say the job was stored"
 
             assert response.status_code == 202, response.text
             job_id = response.json()["id"]
@@ -143,7 +149,7 @@ async def test_a_submit_redis_never_confirms_is_answered_503_and_withdrawn(
         async with api(backend) as http:
             lost = proxy.lose_reply(evalsha_of(scripts.SUBMIT), then_go_dark=True)
             response = await http.post("/v1/jobs/qr", json={"data": "hello"})
-            assert lost.reply == b":1\r\n", "Redis should have stored the job"
+            assert lost.reply == b"*1\r\n:1\r\n", "Redis should have stored the job"
             assert proxy.refused > 0, "the resend and the read-back should have been refused"
 
             assert response.status_code == 503, response.text
@@ -358,7 +364,8 @@ async def test_a_submit_still_in_flight_after_it_was_found_absent_stores_nothing
         expires_at=now + 60, max_attempts=3, message=b"late",
     )  # fmt: skip
     assert not await store.stored(job.id)
-    assert not await store.submit(job, b"late", keys.stream)
+    with pytest.raises(SubmitOutcomeUnknown):
+        await store.submit(job, b"late", keys.stream)
     assert await store.get(job.id) is None
     assert await redis.xlen(keys.stream) == 0
     assert await store.stored(job.id) is False

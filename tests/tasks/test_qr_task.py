@@ -1,0 +1,65 @@
+"""The QR task through a real worker: it enforces the worker's limits and fences its file."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from brokers.contract import JobRecord, new_job_id
+from brokers.factory import Backend
+from brokers.lifecycle import AttemptSuperseded
+from schemas.jobs import JobKind
+from service.submission import submit_job
+from tasks.deps import JobAttempt
+from tasks.qr import render_qr_job
+from tests.support.jobs import wait_for_job
+
+
+async def test_a_job_queued_past_the_pixel_limit_fails_instead_of_rendering(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    """Queued without the API's check (an older limit, another client): the worker refuses."""
+    request = {"data": "x" * 500, "format": "png", "scale": 50, "border": 20}
+    record = await submit_job(
+        any_backend, render_qr_job, tenant="local", kind=JobKind.QR, request=request
+    )
+    job = await wait_for_job(client, record.id)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "validation_error"
+    assert "pixels" in job["error"]["message"]
+    assert job["result"] is None
+
+
+async def test_the_result_file_is_named_for_its_attempt(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    response = await client.post("/v1/jobs/qr", json={"data": "fenced", "format": "svg"})
+    job = await wait_for_job(client, response.json()["id"])
+    [file] = job["result"]["files"]
+    assert file["id"] == "qr-1" and file["name"] == "qr.svg"
+    assert any_backend.files.path(job["id"], "qr-1") is not None
+
+
+async def test_a_superseded_attempt_writes_no_file(any_backend: Backend) -> None:
+    now = time.time()
+    job_id = new_job_id(now)
+    await any_backend.store.create(
+        JobRecord(id=job_id, tenant="local", kind="qr", request={}, created_at=now,
+                  expires_at=now + 60, max_attempts=3)
+    )  # fmt: skip
+    stalled = (await any_backend.store.begin_attempt(job_id, now)).fence
+    current = (await any_backend.store.begin_attempt(job_id, now)).fence
+    late = JobAttempt(job_id=job_id, fence=stalled, is_job=True, backend=any_backend)
+    with pytest.raises(AttemptSuperseded):
+        await late.save_file("qr", "qr.png", b"stale", "image/png")
+    assert any_backend.files.path(job_id, f"qr-{stalled}") is None
+    lost = JobAttempt(job_id=job_id, fence=None, is_job=True, backend=any_backend)
+    with pytest.raises(AttemptSuperseded):
+        await lost.save_file("qr", "qr.png", b"unfenced", "image/png")
+    holder = JobAttempt(job_id=job_id, fence=current, is_job=True, backend=any_backend)
+    stored = await holder.save_file("qr", "qr.png", b"fresh", "image/png")
+    assert stored.id == f"qr-{current}"
+    path = any_backend.files.path(job_id, stored.id)
+    assert path is not None and path.read_bytes() == b"fresh"
