@@ -92,7 +92,12 @@ def _build_sqlite(settings: Settings) -> Backend:
     store = SqliteJobStore(database, group)
     registry = SqliteWorkerRegistry(database)
     broker = SqliteBroker(
-        database, lease_seconds=settings.lease_seconds, gate=store, group=group, registry=registry
+        database,
+        lease_seconds=settings.lease_seconds,
+        gate=store,
+        group=group,
+        registry=registry,
+        concurrency=settings.worker_concurrency,
     )
     broker.screen = MessageScreen(broker, registry, live_within=settings.lease_seconds)
     broker.with_result_backend(

@@ -9,6 +9,7 @@ and a job it belonged to fails saying why.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -44,17 +45,27 @@ class MessageScreen:
     def task_names(self) -> list[str]:
         return sorted(self.broker.get_all_tasks())
 
+    def runs_here(self, payload: bytes) -> bool:
+        """Whether this worker can run the message as it is (the common case, decided
+        without any I/O)."""
+        name = _task_name(payload)
+        return name is not None and self.broker.find_task(name) is not None
+
     async def screen(self, payload: bytes, now: float) -> Screened:
-        try:
-            message = self.broker.formatter.loads(payload)
-        except Exception as error:
+        name = _task_name(payload)
+        if name is None:
+            # Parse it properly only now, to say what is wrong with it.
+            try:
+                self.broker.formatter.loads(payload)
+                reason = "it names no task"
+            except Exception as error:
+                reason = str(error)
             unreadable = JobError(
                 type="invalid_message",
-                message=f"the queued message cannot be read: {error}",
+                message=f"the queued message cannot be read: {reason}",
                 retryable=False,
             )
             return Screened(Verdict.REFUSE, error=unreadable)
-        name = message.task_name
         if self.broker.find_task(name) is not None:
             return Screened(Verdict.DELIVER, name)
         if await self.registry.known_by_a_live_worker(name, now, self.live_within):
@@ -65,6 +76,30 @@ class MessageScreen:
             retryable=True,
         )
         return Screened(Verdict.REFUSE, name, unknown)
+
+
+def _task_name(payload: bytes) -> str | None:
+    """The task a TaskiQ message names, if it has the shape the receiver needs.
+
+    A cheap check (plain JSON, the fields' types): validating the whole message with
+    TaskiQ's model costs about as much again as the rest of a no-op job's hand-out, and
+    the receiver validates it once more anyway.
+    """
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    name = message.get("task_name")
+    shaped = (
+        isinstance(name, str)
+        and isinstance(message.get("task_id"), str)
+        and isinstance(message.get("args", []), list)
+        and isinstance(message.get("kwargs", {}), dict)
+        and isinstance(message.get("labels", {}), dict)
+    )
+    return name if shaped else None
 
 
 def log_refusal(task_id: str, screened: Screened) -> None:

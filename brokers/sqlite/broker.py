@@ -57,8 +57,14 @@ class _Held:
     fence: int | None = None
     """The job's fencing token once admitted; None for plain TaskiQ messages."""
     handed_out: bool = False
-    """Only rows handed out to run are renewed: one still waiting here for a free slot
-    lapses after its lease, so an idle worker may take it."""
+    admitted: bool = False
+    """Admitted in the claim's transaction (a receiver slot was free for it)."""
+
+    @property
+    def started(self) -> bool:
+        """Only started rows are renewed: one still waiting here for a free slot lapses
+        after its lease, so an idle worker may take it."""
+        return self.handed_out or self.admitted
 
 
 class SqliteBroker(AsyncBroker):
@@ -73,6 +79,7 @@ class SqliteBroker(AsyncBroker):
         registry: WorkerRegistry | None = None,
         group: GroupCommit | None = None,
         prefetch: int = 4,
+        concurrency: int | None = None,
         poll_seconds: float = 0.002,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -85,6 +92,8 @@ class SqliteBroker(AsyncBroker):
         self.registry = registry
         self.group = group or GroupCommit(database)
         self.prefetch = prefetch
+        self.concurrency = concurrency
+        """Jobs the receiver runs at once; rows for its free slots are admitted at claim."""
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.consumer_id = consumer_name()
@@ -155,14 +164,19 @@ class SqliteBroker(AsyncBroker):
     def _claim(self, limit: int) -> list[tuple[int, int, str, bytes]]:
         """Lease up to ``limit`` ready rows, earliest lane first, in one transaction.
 
-        Only leased: a job becomes ``running`` when it is handed out to run (``_hand_out``),
-        so the rows waiting here cost no attempt if this process dies.
+        A job becomes ``running`` only when it starts: rows for which the receiver has a free
+        slot (``concurrency`` less the jobs this process runs) are admitted in this same
+        transaction, as they are handed out at once; the others wait here only leased, and
+        are admitted when handed out (``_hand_out``), so they cost no attempt if this
+        process dies.
         """
-        claimed: list[tuple[int, int, str, bytes]] = []
+        budget = self._free_slots()
+        now = self.clock()
+        fresh: list[tuple[int, int, str, bytes]] = []
+        new: dict[int, _Held] = {}
         with self.database.transaction() as conn:
             for lane in self.lanes:
-                while len(claimed) < limit:
-                    now = self.clock()
+                while len(fresh) < limit:
                     row = conn.execute(
                         "UPDATE queue SET visible_at = ?, lease_owner = ?, "
                         "deliveries = deliveries + 1 "
@@ -173,19 +187,41 @@ class SqliteBroker(AsyncBroker):
                     ).fetchone()
                     if row is None:
                         break
-                    seq, deliveries, task_id, payload = row
-                    claimed.append((seq, deliveries, task_id, bytes(payload)))
-        fresh = []
-        for seq, deliveries, task_id, payload in claimed:
-            held = self._held.get(seq)
-            if held is not None:
-                # Our own row, whose lease lapsed while renewals failed: it is running
-                # here already, so keep it (under its new delivery) and do not run it twice.
-                held.deliveries = deliveries
-                continue
-            self._held[seq] = _Held(deliveries, task_id)
-            fresh.append((seq, deliveries, task_id, payload))
+                    seq, deliveries, task_id, raw = row
+                    payload = bytes(raw)
+                    mine = self._held.get(seq)
+                    if mine is not None:
+                        # Our own row, whose lease lapsed while renewals failed: it runs here
+                        # already, so keep it (under its new delivery) and do not run it twice.
+                        mine.deliveries = deliveries
+                        continue
+                    held = _Held(deliveries, task_id)
+                    if budget > 0 and self._starts_here(payload):
+                        assert self.gate is not None
+                        admitted = self.gate.admit_in(conn, task_id, now)
+                        if admitted.admission is Admission.DROP:
+                            conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
+                            continue
+                        held.admitted = True
+                        if admitted.admission is Admission.RUN:
+                            held.fence = admitted.fence
+                        budget -= 1
+                    new[seq] = held
+                    fresh.append((seq, deliveries, task_id, payload))
+        self._held.update(new)
+        for seq, held in new.items():
+            if held.fence is not None:
+                self._running[held.task_id] = seq
         return fresh
+
+    def _free_slots(self) -> int:
+        if self.concurrency is None or self.gate is None:
+            return 0
+        busy = sum(1 for held in self._held.values() if held.started)
+        return self.concurrency - busy
+
+    def _starts_here(self, payload: bytes) -> bool:
+        return self.screen is None or self.screen.runs_here(payload)
 
     async def _hand_out_or_put_back(
         self, seq: int, deliveries: int, task_id: str, payload: bytes
@@ -202,6 +238,10 @@ class SqliteBroker(AsyncBroker):
     async def _hand_out(
         self, seq: int, deliveries: int, task_id: str, payload: bytes
     ) -> AckableMessage | None:
+        held = self._held[seq]
+        if held.admitted:
+            held.handed_out = True
+            return AckableMessage(data=payload, ack=partial(self._ack, seq, held))
         now = self.clock()
         if self.screen is not None:
             screened = await self.screen.screen(payload, now)
@@ -211,7 +251,6 @@ class SqliteBroker(AsyncBroker):
             if screened.verdict is Verdict.REFUSE:
                 self._refuse(seq, deliveries, task_id, screened, now)
                 return None
-        held = self._held[seq]
         if self.gate is not None:
             admitted = await self.group.write(
                 partial(self._admit_in, seq, deliveries, task_id, now)
@@ -351,7 +390,7 @@ class SqliteBroker(AsyncBroker):
             raise announced
 
     def renew_leases(self) -> None:
-        running = [(seq, held) for seq, held in list(self._held.items()) if held.handed_out]
+        running = [(seq, held) for seq, held in list(self._held.items()) if held.started]
         if not running:
             return
         until = self.clock() + self.lease_seconds

@@ -26,7 +26,6 @@ CREATE TABLE IF NOT EXISTS queue (
     deliveries   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (lane, visible_at, seq);
-CREATE INDEX IF NOT EXISTS queue_by_task ON queue (task_id);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id            TEXT    PRIMARY KEY,

@@ -275,3 +275,29 @@ async def test_the_listener_survives_a_database_error(make_broker: BrokerFactory
     broker._claim = claim_failing_once  # type: ignore[method-assign]
     await kick(broker, "after the error")
     assert (await next_message(broker)).data == b"after the error"
+
+
+async def test_rows_are_admitted_at_claim_only_for_free_receiver_slots(tmp_path: Path) -> None:
+    """With the receiver's concurrency known, a claim admits (starts) as many rows as it has
+    free slots, in the claim's own transaction; the rest wait only leased."""
+    database = Database(tmp_path / "offload.db")
+    broker = SqliteBroker(database, lease_seconds=30, gate=SqliteJobStore(database), concurrency=2)
+    await broker.startup()
+    try:
+        store = SqliteJobStore(database)
+        jobs = [await store_job(broker, JobStatus.QUEUED) for _ in range(4)]
+        for job_id in jobs:
+            await kick(broker, job_id)
+        first = await next_message(broker)
+        statuses = [(await store.get(job_id)).status for job_id in jobs]  # type: ignore[union-attr]
+        assert statuses == [
+            JobStatus.RUNNING, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.QUEUED
+        ]  # fmt: skip
+        await first.ack()  # type: ignore[misc]
+        second = await next_message(broker)
+        third = await next_message(broker)
+        assert [second.data, third.data] == [jobs[1].encode(), jobs[2].encode()]
+        assert (await store.get(jobs[2])).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        assert (await store.get(jobs[3])).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    finally:
+        await broker.shutdown()
