@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -10,32 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from brokers.contract import JobRecord, new_job_id
+from brokers.contract import new_job_id
 from brokers.factory import Backend
-from schemas.jobs import JobResult, JobStatus
-from tests.support.jobs import wait_for_job
+from schemas.jobs import JobStatus
+from tests.support.jobs import store_job, wait_for_job
 
 PROBLEM = "application/problem+json"
 JOB_ID = "0123456789abcdef0123456789abcdef"
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-
-
-async def store_job(backend: Backend, *, status: JobStatus, expired: bool = False) -> JobRecord:
-    now = time.time()
-    record = JobRecord(
-        id=new_job_id(now),
-        tenant="local",
-        kind="qr",
-        request={"data": "stored"},
-        created_at=now - (3600 if expired else 0),
-        expires_at=now - 1 if expired else now + 3600,
-        max_attempts=3,
-        status=status,
-        result=JobResult(data={}) if status is JobStatus.SUCCEEDED else None,
-    )
-    await backend.store.create(record)
-    await asyncio.sleep(0.002)
-    return record
 
 
 async def finished_job(client: httpx.AsyncClient, **options: object) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,10 +11,10 @@ import pytest
 from PIL import Image
 from pyzbar.pyzbar import decode
 
-from brokers.contract import JobRecord, new_job_id
+from brokers.contract import new_job_id
 from brokers.factory import Backend
-from schemas.jobs import JobResult, JobStatus
-from tests.support.jobs import wait_for_job
+from schemas.jobs import JobStatus
+from tests.support.jobs import store_job, wait_for_job
 
 PROBLEM = "application/problem+json"
 
@@ -86,7 +85,7 @@ async def test_result_etag_revalidates_with_304(client: httpx.AsyncClient) -> No
 async def test_result_of_an_unfinished_job_is_a_409_problem(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await _store_job(any_backend, status=JobStatus.QUEUED)
+    record = await store_job(any_backend, status=JobStatus.QUEUED)
     response = await client.get(f"/v1/jobs/{record.id}/result")
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM
@@ -128,7 +127,7 @@ async def test_delete_removes_a_finished_job_and_its_files(
 async def test_delete_refuses_a_running_job_with_409(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await _store_job(any_backend, status=JobStatus.RUNNING)
+    record = await store_job(any_backend, status=JobStatus.RUNNING)
     response = await client.delete(f"/v1/jobs/{record.id}")
     assert response.status_code == 409
     assert response.json()["type"] == "urn:offload:problem:job-not-finished"
@@ -138,7 +137,7 @@ async def test_delete_refuses_a_running_job_with_409(
 async def test_list_is_newest_first_and_pages_with_a_cursor(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    ids = [(await _store_job(any_backend, status=JobStatus.SUCCEEDED)).id for _ in range(5)]
+    ids = [(await store_job(any_backend, status=JobStatus.SUCCEEDED)).id for _ in range(5)]
     seen: list[str] = []
     cursor = None
     while True:
@@ -157,8 +156,8 @@ async def test_list_is_newest_first_and_pages_with_a_cursor(
 async def test_list_filters_by_status_and_kind(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    failed = await _store_job(any_backend, status=JobStatus.FAILED)
-    await _store_job(any_backend, status=JobStatus.SUCCEEDED)
+    failed = await store_job(any_backend, status=JobStatus.FAILED)
+    await store_job(any_backend, status=JobStatus.SUCCEEDED)
     page = (await client.get("/v1/jobs", params={"status": "failed", "kind": "qr"})).json()
     assert [item["id"] for item in page["items"]] == [failed.id]
     assert (await client.get("/v1/jobs", params={"status": "queued"})).json()["items"] == []
@@ -241,21 +240,3 @@ async def test_many_concurrent_submissions_all_finish(client: httpx.AsyncClient)
     done = await asyncio.gather(*(wait_for_job(client, str(job["id"])) for job in jobs))
     assert {job["status"] for job in done} == {"succeeded"}
     assert len({job["id"] for job in done}) == 40
-
-
-async def _store_job(backend: Backend, *, status: JobStatus, expired: bool = False) -> JobRecord:
-    now = time.time()
-    record = JobRecord(
-        id=new_job_id(now),
-        tenant="local",
-        kind="qr",
-        request={"data": "stored"},
-        created_at=now - (3600 if expired else 0),
-        expires_at=now - 1 if expired else now + 3600,
-        max_attempts=3,
-        status=status,
-        result=JobResult(data={}) if status is JobStatus.SUCCEEDED else None,
-    )
-    await backend.store.create(record)
-    await asyncio.sleep(0.002)
-    return record

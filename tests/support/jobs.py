@@ -1,4 +1,4 @@
-"""Helpers for following jobs in tests."""
+"""Helpers for making and following jobs in tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import time
 from typing import Any
 
 import httpx
+
+from brokers.contract import JobRecord, new_job_id
+from brokers.factory import Backend
+from schemas.jobs import JobResult, JobStatus
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -25,3 +29,22 @@ async def wait_for_job(
             return job
         await asyncio.sleep(0.01)
     raise AssertionError(f"job {job_id} did not reach {statuses} in {timeout} s: {job}")
+
+
+async def store_job(backend: Backend, *, status: JobStatus, expired: bool = False) -> JobRecord:
+    """A job written straight to the store (no message): ids a millisecond apart."""
+    now = time.time()
+    record = JobRecord(
+        id=new_job_id(now),
+        tenant="local",
+        kind="qr",
+        request={"data": "stored"},
+        created_at=now - (3600 if expired else 0),
+        expires_at=now - 1 if expired else now + 3600,
+        max_attempts=3,
+        status=status,
+        result=JobResult(data={}) if status is JobStatus.SUCCEEDED else None,
+    )
+    await backend.store.create(record)
+    await asyncio.sleep(0.002)
+    return record
