@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from dataclasses import dataclass
 from typing import Annotated, cast
 
 from taskiq import Context, TaskiqDepends
 
 from brokers.factory import BACKEND_STATE_KEY, Backend
-from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, AttemptSuperseded
+from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, AttemptSuperseded, is_out_of_space
 from schemas.jobs import ResultFile
+
+logger = logging.getLogger(__name__)
+
+STORAGE_WAIT_SECONDS = 300.0
+"""How long a job waits for disk space to store its result before it fails."""
 
 
 def current_backend(context: Annotated[Context, TaskiqDepends()]) -> Backend:
@@ -48,9 +55,22 @@ class JobAttempt:
         attempt still holds the job: a superseded attempt never overwrites its successor's."""
         await self.ensure_held()
         stored_id = file_id if self.fence is None else f"{file_id}-{self.fence}"
-        return await asyncio.to_thread(
-            self.backend.files.save, self.job_id, stored_id, name, content, content_type
-        )
+        # A full disk is not the job's fault: wait for space (the heartbeat keeps the job)
+        # rather than burn its attempts; past the wait it fails as storage_full.
+        deadline = time.monotonic() + STORAGE_WAIT_SECONDS
+        pause = 0.1
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    self.backend.files.save, self.job_id, stored_id, name, content, content_type
+                )
+            except OSError as error:
+                if not is_out_of_space(error) or time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("no space for job %s's result (%s); waiting", self.job_id, error)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            await self.ensure_held()
 
 
 def current_attempt(context: ContextDep, backend: BackendDep) -> JobAttempt:
