@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from brokers.contract import HeldDeliveries, JobStore
+from brokers.progress import flush_progress
 from schemas.jobs import JobError, JobResult
 
 logger = logging.getLogger("offload.jobs")
@@ -99,6 +100,7 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
         if JOB_KIND_LABEL not in message.labels:
             return
         job_id = message.task_id
+        await self._try(lambda: flush_progress(job_id))
         fence = message.labels.get(FENCE_LABEL)
         if fence is None:
             # The broker lost the delivery before it started (another worker took it over);

@@ -12,7 +12,8 @@ from taskiq import Context, TaskiqDepends
 
 from brokers.factory import BACKEND_STATE_KEY, Backend
 from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, AttemptSuperseded, is_out_of_space
-from schemas.jobs import ResultFile
+from brokers.progress import reporter_for
+from schemas.jobs import Progress, ResultFile
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,11 @@ ContextDep = Annotated[Context, TaskiqDepends()]
 
 @dataclass(frozen=True)
 class JobAttempt:
-    """One run of a job: what it writes is refused once another attempt holds the job."""
+    """One run of a job: what it writes is refused once another attempt holds the job.
+
+    Its :meth:`report` is the task's checkpoint: progress is recorded, and a superseded
+    attempt learns there that it should stop.
+    """
 
     job_id: str
     fence: int | None
@@ -44,6 +49,20 @@ class JobAttempt:
         if not self.is_job:
             return
         if self.fence is None or not await self.backend.store.holds(self.job_id, self.fence):
+            raise AttemptSuperseded(
+                f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
+            )
+
+    async def report(self, done: int, total: int | None = None, message: str | None = None) -> None:
+        """Record progress (throttled to a few writes a second; the last report is always
+        kept). Raises AttemptSuperseded once another attempt holds the job."""
+        if not self.is_job:
+            return
+        if self.fence is None:
+            await self.ensure_held()
+            return
+        reporter = reporter_for(self.backend.store, self.job_id, self.fence)
+        if not await reporter.report(Progress(done=done, total=total, message=message)):
             raise AttemptSuperseded(
                 f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
             )
