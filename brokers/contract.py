@@ -42,6 +42,8 @@ class JobRecord:
     error: JobError | None = None
     result: JobResult | None = None
     files_purged: bool = False
+    cancel_requested: bool = False
+    """A cancel arrived while the job ran: it stops at its next checkpoint."""
     message: bytes | None = None
     """The queued message, kept so a job whose message was lost can be queued again."""
 
@@ -68,6 +70,16 @@ class Admitted:
 
     admission: Admission
     fence: int = 0
+
+
+class CancelOutcome(Enum):
+    CANCELLED = "cancelled"
+    """It had not started (or was cancelled already): it is cancelled now and never runs."""
+    REQUESTED = "requested"
+    """It runs: it stops at its next checkpoint."""
+    FINISHED = "finished"
+    """It succeeded or failed: nothing to cancel."""
+    NOT_FOUND = "not_found"
 
 
 class DeleteOutcome(Enum):
@@ -165,7 +177,9 @@ class JobStore(Protocol):
         ...
 
     async def holds(self, job_id: str, fence: int) -> bool:
-        """Whether the attempt with this token still runs the job."""
+        """Whether the attempt with this token still runs the job, with no cancel asked.
+
+        Progress reports are refused in the same cases."""
         ...
 
     async def finish(
@@ -176,8 +190,11 @@ class JobStore(Protocol):
         *,
         result: JobResult | None,
         error: JobError | None,
+        status: JobStatus | None = None,
     ) -> bool:
         """Record the outcome of the running attempt; False if the attempt no longer holds it.
+
+        ``status`` is failed with an error, else succeeded, unless given (cancelled).
 
         Safe to repeat: recording the same attempt's outcome again answers True.
         """
@@ -189,6 +206,10 @@ class JobStore(Protocol):
 
     async def fail_undeliverable(self, job_id: str, now: float, error: JobError) -> bool:
         """Fail an unfinished job whose message no worker can run; False if it finished."""
+        ...
+
+    async def cancel(self, job_id: str, now: float) -> CancelOutcome:
+        """Cancel a job that has not started; ask a running one to stop (see CancelOutcome)."""
         ...
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:

@@ -22,7 +22,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from brokers.contract import HeldDeliveries, JobStore
 from brokers.progress import flush_progress
-from schemas.jobs import JobError, JobResult
+from schemas.jobs import JobError, JobResult, JobStatus
 
 logger = logging.getLogger("offload.jobs")
 
@@ -45,6 +45,12 @@ class AttemptSuperseded(JobFailure):
 
     error_type = "attempt_superseded"
     retryable = True
+
+
+class JobCancelled(JobFailure):
+    """A cancel was asked for this job; it stops here (a checkpoint) and ends cancelled."""
+
+    error_type = "cancelled"
 
 
 def describe_error(error: BaseException) -> JobError:
@@ -129,9 +135,14 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
             deliveries.abandon(job_id)
             log_job(job_id, f"running ({error.type}; delivered again after its lease)")
             return
-        status = "failed" if error else "succeeded"
+        final = JobStatus.FAILED if error else JobStatus.SUCCEEDED
+        if error is not None and error.type == JobCancelled.error_type:
+            final, error = JobStatus.CANCELLED, None
+        status = final.value
         recorded = await self._try(
-            lambda: self.store.finish(job_id, int(fence), self.clock(), result=outcome, error=error)
+            lambda: self.store.finish(
+                job_id, int(fence), self.clock(), result=outcome, error=error, status=final
+            )
         )
         if recorded is None:
             if deliveries is not None:

@@ -88,6 +88,10 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     expires_at: datetime
     error: JobError | None = None
+    cancel_requested: bool = Field(
+        default=False,
+        description="A cancel was asked while the job ran: it stops at its next checkpoint.",
+    )
     result: JobResult | None = None
     links: JobLinks
 

@@ -91,6 +91,12 @@ class JobNotFinishedError(ProblemError):
     title = "The job has not finished"
 
 
+class JobAlreadyFinishedError(ProblemError):
+    status = 409
+    name = "job-finished"
+    title = "The job has already succeeded or failed"
+
+
 class JobFailedError(ProblemError):
     status = 409
     name = "job-failed"

@@ -35,6 +35,7 @@ def present_job(record: JobRecord) -> Job:
         finished_at=_when(record.finished_at),
         expires_at=datetime.fromtimestamp(record.expires_at, UTC),
         error=record.error,
+        cancel_requested=record.cancel_requested,
         result=result,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
     )

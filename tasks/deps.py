@@ -6,12 +6,18 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, NoReturn, cast
 
 from taskiq import Context, TaskiqDepends
 
 from brokers.factory import BACKEND_STATE_KEY, Backend
-from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, AttemptSuperseded, is_out_of_space
+from brokers.lifecycle import (
+    FENCE_LABEL,
+    JOB_KIND_LABEL,
+    AttemptSuperseded,
+    JobCancelled,
+    is_out_of_space,
+)
 from brokers.progress import reporter_for
 from schemas.jobs import Progress, ResultFile
 
@@ -49,9 +55,16 @@ class JobAttempt:
         if not self.is_job:
             return
         if self.fence is None or not await self.backend.store.holds(self.job_id, self.fence):
-            raise AttemptSuperseded(
-                f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
-            )
+            await self._stop()
+
+    async def _stop(self) -> NoReturn:
+        """Raise why this attempt may not go on: a cancel was asked, or it was superseded."""
+        record = await self.backend.store.get(self.job_id)
+        if record is not None and record.cancel_requested:
+            raise JobCancelled(f"job {self.job_id} was cancelled")
+        raise AttemptSuperseded(
+            f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
+        )
 
     async def report(self, done: int, total: int | None = None, message: str | None = None) -> None:
         """Record progress (throttled to a few writes a second; the last report is always
@@ -63,9 +76,7 @@ class JobAttempt:
             return
         reporter = reporter_for(self.backend.store, self.job_id, self.fence)
         if not await reporter.report(Progress(done=done, total=total, message=message)):
-            raise AttemptSuperseded(
-                f"this attempt of job {self.job_id} no longer holds it; another worker runs it"
-            )
+            await self._stop()
 
     async def save_file(
         self, file_id: str, name: str, content: bytes, content_type: str

@@ -113,6 +113,11 @@ if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then
     return {'run', tonumber(f[8])}
 end
 if not startable(status) then return {'drop', 0} end
+if redis.call('HGET', job, 'cancel_requested') == '1' then
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+    move(tenant, kind, status, 'cancelled')
+    return {'drop', 0}
+end
 local now = tonumber(ARGV[2])
 if tonumber(f[6]) <= now then
     fail(status, tenant, kind, ARGV[2], ARGV[4])
@@ -134,8 +139,8 @@ return {'drop', 0}
 HOLDS = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'fence')
-if f[1] == 'running' and f[2] == ARGV[2] then return 1 end
+local f = redis.call('HMGET', job, 'status', 'fence', 'cancel_requested')
+if f[1] == 'running' and f[2] == ARGV[2] and f[3] ~= '1' then return 1 end
 return 0
 """
 )
@@ -184,10 +189,28 @@ return 1
 PROGRESS = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'fence')
-if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+local f = redis.call('HMGET', job, 'status', 'fence', 'cancel_requested')
+if f[1] ~= 'running' or f[2] ~= ARGV[3] or f[3] == '1' then return 0 end
 redis.call('HSET', job, 'progress', ARGV[2])
 return 1
+"""
+)
+
+# ARGV: id, now -> 'cancelled' | 'requested' | 'finished' | 'not_found'
+CANCEL = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind')
+if not f[1] then return 'not_found' end
+if f[1] == 'cancelled' then return 'cancelled' end
+if not startable(f[1]) then return 'finished' end
+if f[1] == 'running' then
+    redis.call('HSET', job, 'cancel_requested', '1')
+    return 'requested'
+end
+redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+move(f[2], f[3], f[1], 'cancelled')
+return 'cancelled'
 """
 )
 

@@ -13,6 +13,7 @@ from brokers.contract import (
     WORKER_LOST,
     Admission,
     Admitted,
+    CancelOutcome,
     DeleteOutcome,
     IdempotencyKey,
     JobQuery,
@@ -60,6 +61,7 @@ def _record(fields: dict[str, str]) -> JobRecord:
         error=JobError.model_validate_json(fields["error"]) if fields.get("error") else None,
         result=JobResult.model_validate_json(fields["result"]) if fields.get("result") else None,
         files_purged=fields.get("files_purged") == "1",
+        cancel_requested=fields.get("cancel_requested") == "1",
     )
 
 
@@ -86,6 +88,7 @@ class RedisJobStore:
         self._purge_files = redis.register_script(scripts.PURGE_FILES)
         self._sweep = redis.register_script(scripts.SWEEP)
         self._settle = redis.register_script(scripts.SETTLE)
+        self._cancel = redis.register_script(scripts.CANCEL)
 
     @staticmethod
     def _fields(job: JobRecord) -> list[Any]:
@@ -126,6 +129,10 @@ class RedisJobStore:
             keys=[self.keys.prefix], args=[job_id, "check", "0", "", _WITHDRAWN_FOR]
         )
         return bool(answer == "stored")
+
+    async def cancel(self, job_id: str, now: float) -> CancelOutcome:
+        answer = await self._cancel(keys=[self.keys.prefix], args=[job_id, repr(now)])
+        return CancelOutcome(answer)
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
         answer = await self._settle(
@@ -195,8 +202,10 @@ class RedisJobStore:
         *,
         result: JobResult | None,
         error: JobError | None,
+        status: JobStatus | None = None,
     ) -> bool:
-        status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
+        if status is None:
+            status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
         record = call_script(
             self._finish,
             [self.keys.prefix],

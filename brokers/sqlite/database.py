@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result        TEXT,
     files_purged  INTEGER NOT NULL DEFAULT 0,
     message       BLOB,
-    fence         INTEGER NOT NULL DEFAULT 0
+    fence         INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
@@ -95,6 +96,11 @@ DEFAULT_LANE = "default"
 MIGRATIONS = (
     ("jobs", "message", "ALTER TABLE jobs ADD COLUMN message BLOB"),
     ("jobs", "fence", "ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0"),
+    (
+        "jobs",
+        "cancel_requested",
+        "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 """Columns added after the first release: (table, column, statement adding it)."""
 

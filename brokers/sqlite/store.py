@@ -11,6 +11,7 @@ from brokers.contract import (
     WORKER_LOST,
     Admission,
     Admitted,
+    CancelOutcome,
     DeleteOutcome,
     JobQuery,
     JobRecord,
@@ -23,7 +24,7 @@ from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
     "id, tenant, kind, status, request, progress, attempts, max_attempts, created_at, "
-    "started_at, finished_at, expires_at, error, result, files_purged"
+    "started_at, finished_at, expires_at, error, result, files_purged, cancel_requested"
 )
 _STARTABLE = ("queued", "retrying", "running")
 _TERMINAL = ("succeeded", "failed", "cancelled")
@@ -35,7 +36,8 @@ def _dump(model: JobError | JobResult | Progress | None) -> str | None:
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
     (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
-     started_at, finished_at, expires_at, error, result, files_purged) = row  # fmt: skip
+     started_at, finished_at, expires_at, error, result, files_purged,
+     cancel_requested) = row  # fmt: skip
     return JobRecord(
         id=job_id,
         tenant=tenant,
@@ -52,6 +54,7 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         error=None if error is None else JobError.model_validate_json(error),
         result=None if result is None else JobResult.model_validate_json(result),
         files_purged=bool(files_purged),
+        cancel_requested=bool(cancel_requested),
     )
 
 
@@ -69,12 +72,12 @@ class SqliteJobStore:
     @staticmethod
     def insert(conn: sqlite3.Connection, job: JobRecord) -> None:
         conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 job.id, job.tenant, job.kind, job.status.value, json.dumps(job.request),
                 _dump(job.progress), job.attempts, job.max_attempts, job.created_at,
                 job.started_at, job.finished_at, job.expires_at, _dump(job.error),
-                _dump(job.result), int(job.files_purged), job.message,
+                _dump(job.result), int(job.files_purged), int(job.cancel_requested), job.message,
             ),
         )  # fmt: skip
 
@@ -114,16 +117,23 @@ class SqliteJobStore:
         started = conn.execute(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, "
             "started_at = ? WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts "
-            "AND expires_at > ? RETURNING fence",
+            "AND expires_at > ? AND cancel_requested = 0 RETURNING fence",
             (now, job_id, *_STARTABLE, now),
         ).fetchone()
         if started is not None:
             return Admitted(Admission.RUN, int(started[0]))
-        row = conn.execute("SELECT status, expires_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = conn.execute(
+            "SELECT status, expires_at, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
         if row is None:
             return Admitted(Admission.NOT_A_JOB)
-        status, expires_at = row
-        if status in _STARTABLE:
+        status, expires_at, cancel_requested = row
+        if status in _STARTABLE and cancel_requested:
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                (now, job_id),
+            )
+        elif status in _STARTABLE:
             why = EXPIRED if expires_at <= now else WORKER_LOST
             conn.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
@@ -133,7 +143,8 @@ class SqliteJobStore:
 
     async def holds(self, job_id: str, fence: int) -> bool:
         row = self.database.connection.execute(
-            "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND fence = ?",
+            "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND fence = ? "
+            "AND cancel_requested = 0",
             (job_id, fence),
         ).fetchone()
         return row is not None
@@ -146,8 +157,10 @@ class SqliteJobStore:
         *,
         result: JobResult | None,
         error: JobError | None,
+        status: JobStatus | None = None,
     ) -> bool:
-        status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
+        if status is None:
+            status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
 
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
@@ -193,14 +206,33 @@ class SqliteJobStore:
         ).fetchone()
         return row is not None
 
+    async def cancel(self, job_id: str, now: float) -> CancelOutcome:
+        with self.database.transaction() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return CancelOutcome.NOT_FOUND
+            status = JobStatus(row[0])
+            if status is JobStatus.CANCELLED:
+                return CancelOutcome.CANCELLED
+            if status.is_terminal:
+                return CancelOutcome.FINISHED
+            if status is JobStatus.RUNNING:
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                return CancelOutcome.REQUESTED
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                (now, job_id),
+            )
+            return CancelOutcome.CANCELLED
+
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
         return await self.fail_undeliverable(job_id, now, error)
 
     async def set_progress(self, job_id: str, fence: int, progress: Progress) -> bool:
         def record(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "UPDATE jobs SET progress = ? "
-                "WHERE id = ? AND status = 'running' AND fence = ? RETURNING id",
+                "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running' AND fence = ? "
+                "AND cancel_requested = 0 RETURNING id",
                 (progress.model_dump_json(), job_id, fence),
             ).fetchone()
             return row is not None

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.convertors import Convertor, register_url_convertor
 
-from brokers.contract import DeleteOutcome, JobQuery, JobRecord
+from brokers.contract import CancelOutcome, DeleteOutcome, JobQuery, JobRecord
 from schemas.jobs import Job, JobKind, JobPage, JobStatus
 from schemas.qr import QrOptions
 from service.deps import BackendDep, TenantDep
@@ -19,6 +19,7 @@ from service.errors import (
     FieldError,
     IdempotencyKeyReusedError,
     InvalidJobIdError,
+    JobAlreadyFinishedError,
     JobExpiredError,
     JobFailedError,
     JobNotFinishedError,
@@ -237,6 +238,38 @@ async def get_job_result(
         filename=file.name,
         headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
     )
+
+
+@router.post(
+    "/{job_id:job_id}/cancel",
+    operation_id="cancel_job",
+    response_model=Job,
+    responses={
+        202: {"model": Job, "description": "The job runs: it stops at its next checkpoint."},
+        **documented(
+            InvalidJobIdError,
+            JobNotFoundError,
+            JobAlreadyFinishedError,
+            JobExpiredError,
+            BackendUnavailableError,
+        ),
+    },
+)
+async def cancel_job(
+    job_id: JobId, backend: BackendDep, tenant: TenantDep, response: Response
+) -> Job:
+    """Cancel a job: one that has not started never runs (200); a running one stops at its
+    next checkpoint (202). Cancelling a cancelled job is 200 again; a finished one, 409."""
+    await _find(backend, tenant, job_id)
+    outcome = await backend.store.cancel(job_id, time.time())
+    if outcome is CancelOutcome.NOT_FOUND:
+        raise JobNotFoundError(f"no job {job_id}")
+    if outcome is CancelOutcome.FINISHED:
+        raise JobAlreadyFinishedError(f"job {job_id} has already finished")
+    if outcome is CancelOutcome.REQUESTED:
+        response.status_code = status.HTTP_202_ACCEPTED
+    record = await _find(backend, tenant, job_id)
+    return present_job(record)
 
 
 @router.delete(

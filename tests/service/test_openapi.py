@@ -34,6 +34,7 @@ EXPECTED_OPERATIONS = {
     ("GET", "/v1/jobs/{job_id}"): "get_job",
     ("GET", "/v1/jobs/{job_id}/result"): "get_job_result",
     ("DELETE", "/v1/jobs/{job_id}"): "delete_job",
+    ("POST", "/v1/jobs/{job_id}/cancel"): "cancel_job",
     ("GET", "/v1/qr"): "render_qr",
     ("GET", "/healthz"): "get_health",
     ("GET", "/readyz"): "get_readiness",
