@@ -82,6 +82,13 @@ class CancelOutcome(Enum):
     NOT_FOUND = "not_found"
 
 
+class RetryOutcome(Enum):
+    RETRIED = "retried"
+    NOT_RETRYABLE = "not_retryable"
+    """Only a failed or cancelled job can be retried."""
+    NOT_FOUND = "not_found"
+
+
 class DeleteOutcome(Enum):
     DELETED = "deleted"
     NOT_FOUND = "not_found"
@@ -210,6 +217,11 @@ class JobStore(Protocol):
 
     async def cancel(self, job_id: str, now: float) -> CancelOutcome:
         """Cancel a job that has not started; ask a running one to stop (see CancelOutcome)."""
+        ...
+
+    async def retry(self, job_id: str, budget: int) -> RetryOutcome:
+        """Queue a failed or cancelled job again under its id, from its stored message, with
+        ``budget`` more attempts; ``attempts`` keeps counting."""
         ...
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:

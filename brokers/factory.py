@@ -74,6 +74,12 @@ class Backend:
         for task in source.get_all_tasks().values():
             self.broker.register_task(task.original_func, task.task_name, **task.labels)
 
+    def wake_workers(self) -> None:
+        """Tell an in-process embedded worker there is new work (others notice by themselves)."""
+        wake = getattr(self.broker, "wake", None)
+        if wake is not None:
+            wake()
+
     async def close(self) -> None:
         """Release connections that the broker's shutdown does not own."""
         if self.redis is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
@@ -101,3 +101,37 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to get the next page; null on the last page."
     )
+
+
+class RetryableStatus(StrEnum):
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+"""A date-time as JSON Schema means it: text with a time zone, never a number."""
+
+
+class RetryFilter(BaseModel):
+    """Which finished jobs to queue again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: RetryableStatus = Field(
+        default=RetryableStatus.FAILED, description="failed (default) or cancelled."
+    )
+    kind: JobKind | None = Field(default=None, description="Only jobs of this kind.")
+    since: Timestamp | None = Field(
+        default=None,
+        description="Only jobs created at or after this time (RFC 3339).",
+    )
+
+
+class RetryCount(BaseModel):
+    count: int = Field(ge=0, description="How many jobs were queued again.")

@@ -97,6 +97,12 @@ class JobAlreadyFinishedError(ProblemError):
     title = "The job has already succeeded or failed"
 
 
+class JobNotRetryableError(ProblemError):
+    status = 409
+    name = "job-not-retryable"
+    title = "Only a failed or cancelled job can be retried"
+
+
 class JobFailedError(ProblemError):
     status = 409
     name = "job-failed"

@@ -214,6 +214,24 @@ return 'cancelled'
 """
 )
 
+# KEYS: prefix, stream. ARGV: id, budget -> 'retried' | 'not_retryable' | 'not_found'
+RETRY = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'message')
+if not f[1] then return 'not_found' end
+if (f[1] ~= 'failed' and f[1] ~= 'cancelled') or not f[5] or f[5] == '' then
+    return 'not_retryable'
+end
+local entry = redis.call('XADD', KEYS[2], '*', 'data', f[5], 'task_id', id)
+redis.call('HSET', job, 'status', 'queued', 'error', '', 'finished_at', '', 'progress', '',
+           'cancel_requested', '0', 'holder', '', 'entry', entry,
+           'max_attempts', tonumber(f[4]) + tonumber(ARGV[2]))
+move(f[2], f[3], f[1], 'queued')
+return 'retried'
+"""
+)
+
 # ARGV: id -> 'deleted' | 'not_found' | 'not_finished'
 DELETE = (
     _PRELUDE

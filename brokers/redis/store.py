@@ -19,6 +19,7 @@ from brokers.contract import (
     JobQuery,
     JobRecord,
     PurgeReport,
+    RetryOutcome,
     SubmitOutcomeUnknown,
     Submitted,
     SweepReport,
@@ -89,6 +90,7 @@ class RedisJobStore:
         self._sweep = redis.register_script(scripts.SWEEP)
         self._settle = redis.register_script(scripts.SETTLE)
         self._cancel = redis.register_script(scripts.CANCEL)
+        self._retry = redis.register_script(scripts.RETRY)
 
     @staticmethod
     def _fields(job: JobRecord) -> list[Any]:
@@ -133,6 +135,10 @@ class RedisJobStore:
     async def cancel(self, job_id: str, now: float) -> CancelOutcome:
         answer = await self._cancel(keys=[self.keys.prefix], args=[job_id, repr(now)])
         return CancelOutcome(answer)
+
+    async def retry(self, job_id: str, budget: int) -> RetryOutcome:
+        answer = await self._retry(keys=[self.keys.prefix, self.keys.stream], args=[job_id, budget])
+        return RetryOutcome(answer)
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
         answer = await self._settle(

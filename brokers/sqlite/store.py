@@ -16,6 +16,7 @@ from brokers.contract import (
     JobQuery,
     JobRecord,
     PurgeReport,
+    RetryOutcome,
     SweepReport,
 )
 from brokers.sqlite.database import DEFAULT_LANE, Database
@@ -224,6 +225,24 @@ class SqliteJobStore:
                 (now, job_id),
             )
             return CancelOutcome.CANCELLED
+
+    async def retry(self, job_id: str, budget: int) -> RetryOutcome:
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'queued', error = NULL, finished_at = NULL, "
+                "cancel_requested = 0, progress = NULL, max_attempts = attempts + ? "
+                "WHERE id = ? AND status IN ('failed', 'cancelled') AND message IS NOT NULL "
+                "RETURNING message",
+                (budget, job_id),
+            ).fetchone()
+            if row is None:
+                found = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                return RetryOutcome.NOT_FOUND if found is None else RetryOutcome.NOT_RETRYABLE
+            conn.execute(
+                "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
+                (job_id, DEFAULT_LANE, row[0], 0),
+            )
+        return RetryOutcome.RETRIED
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
         return await self.fail_undeliverable(job_id, now, error)

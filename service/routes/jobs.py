@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.convertors import Convertor, register_url_convertor
 
-from brokers.contract import CancelOutcome, DeleteOutcome, JobQuery, JobRecord
-from schemas.jobs import Job, JobKind, JobPage, JobStatus
+from brokers.contract import CancelOutcome, DeleteOutcome, JobQuery, JobRecord, RetryOutcome
+from schemas.jobs import Job, JobKind, JobPage, JobStatus, RetryCount, RetryFilter
 from schemas.qr import QrOptions
 from service.deps import BackendDep, TenantDep
 from service.errors import (
@@ -24,6 +25,7 @@ from service.errors import (
     JobFailedError,
     JobNotFinishedError,
     JobNotFoundError,
+    JobNotRetryableError,
     PayloadTooLargeError,
     ResultGoneError,
     ResultNotReadyError,
@@ -32,7 +34,7 @@ from service.errors import (
 from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.routes.qr import check_qr_request
-from service.submission import submit
+from service.submission import DEFAULT_MAX_ATTEMPTS, submit
 from tasks.qr import render_qr_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
@@ -270,6 +272,63 @@ async def cancel_job(
         response.status_code = status.HTTP_202_ACCEPTED
     record = await _find(backend, tenant, job_id)
     return present_job(record)
+
+
+@router.post(
+    "/{job_id:job_id}/retry",
+    operation_id="retry_job",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=documented(
+        InvalidJobIdError,
+        JobNotFoundError,
+        JobNotRetryableError,
+        JobExpiredError,
+        BackendUnavailableError,
+    ),
+)
+async def retry_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
+    """Queue a failed or cancelled job again under its id; its attempts keep counting."""
+    await _find(backend, tenant, job_id)
+    outcome = await backend.store.retry(job_id, DEFAULT_MAX_ATTEMPTS)
+    if outcome is RetryOutcome.NOT_FOUND:
+        raise JobNotFoundError(f"no job {job_id}")
+    if outcome is RetryOutcome.NOT_RETRYABLE:
+        raise JobNotRetryableError(f"job {job_id} is neither failed nor cancelled")
+    backend.wake_workers()
+    return present_job(await _find(backend, tenant, job_id))
+
+
+@router.post(
+    "/retry",
+    operation_id="retry_jobs",
+    response_model=RetryCount,
+    responses=documented(BackendUnavailableError, validation=True),
+)
+async def retry_jobs(selection: RetryFilter, backend: BackendDep, tenant: TenantDep) -> RetryCount:
+    """Queue again every failed (or cancelled) job that matches the filter."""
+    query = JobQuery(
+        tenant=tenant,
+        status=JobStatus(selection.status.value),
+        kind=None if selection.kind is None else selection.kind.value,
+        limit=100,
+    )
+    count = 0
+    now = time.time()
+    while True:
+        records, query.cursor = await backend.store.list(query)
+        for record in records:
+            # Compared as presented (microseconds), so a job's own created_at selects it.
+            created = datetime.fromtimestamp(record.created_at, UTC)
+            if record.is_expired(now) or (selection.since and created < selection.since):
+                continue
+            if await backend.store.retry(record.id, DEFAULT_MAX_ATTEMPTS) is RetryOutcome.RETRIED:
+                count += 1
+        if query.cursor is None:
+            break
+    if count:
+        backend.wake_workers()
+    return RetryCount(count=count)
 
 
 @router.delete(

@@ -35,6 +35,8 @@ EXPECTED_OPERATIONS = {
     ("GET", "/v1/jobs/{job_id}/result"): "get_job_result",
     ("DELETE", "/v1/jobs/{job_id}"): "delete_job",
     ("POST", "/v1/jobs/{job_id}/cancel"): "cancel_job",
+    ("POST", "/v1/jobs/{job_id}/retry"): "retry_job",
+    ("POST", "/v1/jobs/retry"): "retry_jobs",
     ("GET", "/v1/qr"): "render_qr",
     ("GET", "/healthz"): "get_health",
     ("GET", "/readyz"): "get_readiness",
