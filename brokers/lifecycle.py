@@ -118,7 +118,7 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
             # Cut short (shutdown, or the task's own cancel), not failed: it runs again.
             if deliveries is not None:
                 await self._try(lambda: deliveries.hand_back(job_id))
-            log_job(job_id, "queued", reason="interrupted")
+            log_job(job_id, "running (interrupted; delivered again at once)")
             return
         outcome: JobResult | None = None
         error: JobError | None = None
