@@ -218,12 +218,17 @@ return 'cancelled'
 RETRY = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'message')
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'message', 'entry')
 if not f[1] then return 'not_found' end
 if (f[1] ~= 'failed' and f[1] ~= 'cancelled') or not f[5] or f[5] == '' then
     return 'not_retryable'
 end
-local entry = redis.call('XADD', KEYS[2], '*', 'data', f[5], 'task_id', id)
+-- A job cancelled while queued may still have its entry (no worker dropped it yet): that
+-- one runs it now; a second would run it twice.
+local entry = f[6]
+if not entry or entry == '' or #redis.call('XRANGE', KEYS[2], entry, entry) == 0 then
+    entry = redis.call('XADD', KEYS[2], '*', 'data', f[5], 'task_id', id)
+end
 redis.call('HSET', job, 'status', 'queued', 'error', '', 'finished_at', '', 'progress', '',
            'cancel_requested', '0', 'holder', '', 'entry', entry,
            'max_attempts', tonumber(f[4]) + tonumber(ARGV[2]))

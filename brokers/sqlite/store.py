@@ -238,10 +238,16 @@ class SqliteJobStore:
             if row is None:
                 found = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 return RetryOutcome.NOT_FOUND if found is None else RetryOutcome.NOT_RETRYABLE
-            conn.execute(
-                "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                (job_id, DEFAULT_LANE, row[0], 0),
-            )
+            # A job cancelled while queued may still have its message (no worker dropped it
+            # yet): that one runs it now; a second would run it twice.
+            waiting = conn.execute(
+                "SELECT 1 FROM queue WHERE task_id = ? LIMIT 1", (job_id,)
+            ).fetchone()
+            if waiting is None:
+                conn.execute(
+                    "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
+                    (job_id, DEFAULT_LANE, row[0], 0),
+                )
         return RetryOutcome.RETRIED
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ from brokers.contract import new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JobFailure
 from schemas.jobs import JobKind
+from service.app import create_app
 from service.submission import submit_job
 from tests.support.jobs import wait_for_job
 
@@ -78,3 +82,41 @@ async def test_many_failed_jobs_are_retried_in_one_call(
     for since in (0, "2026-01-31T12:00:00"):
         refused = await client.post("/v1/jobs/retry", json={"since": since})
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "since"
+
+
+runs: dict[str, int] = {}
+
+
+@broker.task(task_name="tests.retry.counted")
+async def counted(request: dict[str, str]) -> dict[str, Any]:
+    runs[request["key"]] = runs.get(request["key"], 0) + 1
+    await asyncio.sleep(0.3)  # long enough for a second message to be admitted meanwhile
+    return {"data": {}, "files": []}
+
+
+@asynccontextmanager
+async def api(backend: Backend, worker: bool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(backend, embedded_worker=worker)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://offload.test") as http:
+            yield http
+
+
+async def test_a_job_cancelled_and_retried_before_any_worker_saw_it_runs_once(
+    any_backend: Backend,
+) -> None:
+    """Its first message is still in the broker: the retry must not add a second one."""
+    key = new_job_id()
+    async with api(any_backend, worker=False) as client:
+        record = await submit_job(
+            any_backend, counted, tenant="local", kind=JobKind.QR, request={"key": key}
+        )
+        assert (await client.post(f"/v1/jobs/{record.id}/cancel")).status_code == 200
+        assert (await client.post(f"/v1/jobs/{record.id}/retry")).status_code == 202
+    async with api(any_backend, worker=True) as client:
+        job = await wait_for_job(client, record.id)
+        marker = (await client.post("/v1/jobs/qr", json={"data": "after"})).json()["id"]
+        await wait_for_job(client, marker)
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+    assert runs[key] == 1
