@@ -47,12 +47,15 @@ class ProgressReporter:
 
     async def flush(self) -> bool:
         """Write the report held back, if any."""
-        pending, self._pending = self._pending, None
+        pending = self._pending
         if pending is None:
             return True
         self._written_at = self.clock()
         self.writes += 1
-        return await self.store.set_progress(self.job_id, self.fence, pending)
+        kept = await self.store.set_progress(self.job_id, self.fence, pending)
+        if self._pending is pending:
+            self._pending = None
+        return kept
 
 
 _reporters: dict[str, ProgressReporter] = {}
@@ -68,6 +71,7 @@ def reporter_for(store: JobStore, job_id: str, fence: int) -> ProgressReporter:
 
 async def flush_progress(job_id: str) -> None:
     """Write a job's last held-back report and forget its reporter (its run has ended)."""
-    reporter = _reporters.pop(job_id, None)
+    reporter = _reporters.get(job_id)
     if reporter is not None:
-        await reporter.flush()
+        await reporter.flush()  # forgotten only once written: a failed write is retried
+        _reporters.pop(job_id, None)

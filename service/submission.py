@@ -103,7 +103,7 @@ async def submit(
             f"(job {submitted.job_id})"
         )
     earlier = await backend.store.get(submitted.job_id)
-    if earlier is None:
+    if earlier is None or earlier.tenant != tenant:
         raise BackendUnavailableError(f"job {submitted.job_id} vanished; try again")
     return Accepted(earlier, created=False)
 

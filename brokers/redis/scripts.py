@@ -26,7 +26,9 @@ local function move(tenant, kind, old, new)
 end
 local function forget(tenant, kind, status)
     local idem = redis.call('HGET', job, 'idempotency_key')
-    if idem and idem ~= '' then redis.call('DEL', idem) end
+    if idem and idem ~= '' and redis.call('HGET', idem, 'job') == id then
+        redis.call('DEL', idem)
+    end
     local base = prefix .. ':idx:' .. tenant
     redis.call('ZREM', base, id)
     redis.call('ZREM', base .. ':k:' .. kind, id)
@@ -43,7 +45,8 @@ end
 """
 
 # KEYS: prefix, stream. ARGV: id, tenant, kind, status, expires_at, message, idempotency key
-# ('' for none), its fingerprint, seconds to keep it, then the hash's field/value pairs
+# name (a digest of tenant and key; '' for none), its fingerprint, seconds to keep it, then
+# the hash's field/value pairs
 # -> {1} created | {0} created already (this is a resend) | {3} withdrawn: the API answered
 # 503 for it | {2, job id, fingerprint}: an earlier job holds the idempotency key.
 SUBMIT = (
@@ -51,7 +54,7 @@ SUBMIT = (
     + """
 local idem = ''
 if ARGV[7] ~= '' then
-    idem = prefix .. ':idem:' .. ARGV[2] .. ':' .. ARGV[7]
+    idem = prefix .. ':idem:' .. ARGV[7]
     local held = redis.call('HMGET', idem, 'job', 'fingerprint')
     if held[1] and held[1] ~= id then return {2, held[1], held[2]} end
 end
@@ -291,6 +294,11 @@ if f[7] and f[7] ~= '' and tonumber(f[4]) < tonumber(f[5]) then
     redis.call('HSET', job, 'entry', entry, 'status', 'queued', 'holder', '')
     move(f[2], f[3], f[1], 'queued')
     return 'requeued'
+end
+if redis.call('HGET', job, 'cancel_requested') == '1' then
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+    move(f[2], f[3], f[1], 'cancelled')
+    return 'failed'
 end
 fail(f[1], f[2], f[3], ARGV[2], ARGV[3])
 return 'failed'

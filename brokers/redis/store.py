@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from itertools import pairwise
 from typing import Any, cast
@@ -66,6 +67,11 @@ def _record(fields: dict[str, str]) -> JobRecord:
     )
 
 
+def _key_name(tenant: str, key: str) -> str:
+    """Tenant and key as one unambiguous name (both may hold any character)."""
+    return hashlib.sha256(f"{len(tenant)}:{tenant}:{key}".encode()).hexdigest()
+
+
 class RedisJobStore:
     """Implements :class:`brokers.contract.JobStore` on one Redis server.
 
@@ -112,7 +118,9 @@ class RedisJobStore:
         ttl = max(1, int(job.expires_at - job.created_at) + 1)
         args = [
             job.id, job.tenant, job.kind, job.status.value, repr(job.expires_at), message,
-            "" if key is None else key.key, "" if key is None else key.fingerprint, ttl,
+            "" if key is None else _key_name(job.tenant, key.key),
+            "" if key is None else key.fingerprint,
+            ttl,
         ]  # fmt: skip
         reply = await self._submit(
             keys=[self.keys.prefix, stream], args=[*args, *self._fields(job)]

@@ -300,11 +300,19 @@ class SqliteJobStore:
             # an index on it that every submit and ack would pay for.
             queued = {row[0] for row in conn.execute("SELECT task_id FROM queue")}
             unfinished = conn.execute(
-                "SELECT id, attempts, max_attempts, message FROM jobs WHERE status IN (?, ?, ?)",
+                "SELECT id, attempts, max_attempts, message, cancel_requested FROM jobs "
+                "WHERE status IN (?, ?, ?)",
                 _STARTABLE,
             ).fetchall()
             orphans = [row for row in unfinished if row[0] not in queued]
-            for job_id, attempts, max_attempts, message in orphans:
+            for job_id, attempts, max_attempts, message, cancel_requested in orphans:
+                if cancel_requested:
+                    conn.execute(
+                        "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                        (now, job_id),
+                    )
+                    report.failed.append(job_id)
+                    continue
                 if message is None or attempts >= max_attempts:
                     conn.execute(
                         "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? "

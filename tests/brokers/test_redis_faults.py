@@ -22,13 +22,20 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from brokers import broker as app_broker
-from brokers.contract import Admission, Admitted, JobRecord, SubmitOutcomeUnknown, new_job_id
+from brokers.contract import (
+    Admission,
+    Admitted,
+    JobRecord,
+    SubmitOutcomeUnknown,
+    Submitted,
+    new_job_id,
+)
 from brokers.factory import SUBMIT_SETTLE_SECONDS, Backend, build_backend
 from brokers.redis import scripts
 from brokers.redis.broker import OffloadStreamBroker
 from brokers.redis.keys import Keys
 from brokers.redis.store import RedisJobStore
-from schemas.jobs import JobStatus
+from schemas.jobs import JobError, JobStatus
 from service.app import create_app
 from service.settings import Settings
 from tests.brokers.test_redis_broker import (
@@ -369,3 +376,33 @@ async def test_a_submit_still_in_flight_after_it_was_found_absent_stores_nothing
     assert await store.get(job.id) is None
     assert await redis.xlen(keys.stream) == 0
     assert await store.stored(job.id) is False
+
+
+async def test_forgetting_an_old_job_keeps_a_newer_jobs_idempotency_key(
+    store: RedisJobStore, keys: Keys
+) -> None:
+    """The key expired with the old job and was taken by a new one: purging the old job's
+    tombstone must not delete the new job's key."""
+    from brokers.contract import IdempotencyKey
+
+    now = time.time()
+    old = JobRecord(
+        id=new_job_id(now), tenant="local", kind="qr", request={}, created_at=now,
+        expires_at=now + 60, max_attempts=3,
+    )  # fmt: skip
+    key = IdempotencyKey("k", "same")
+    assert (await store.submit(old, b"old", keys.stream, key)).created
+    await store.redis.delete(*[k async for k in store.redis.scan_iter(f"{keys.prefix}:idem:*")])
+    new = JobRecord(
+        id=new_job_id(now + 1), tenant="local", kind="qr", request={}, created_at=now + 1,
+        expires_at=now + 61, max_attempts=3,
+    )  # fmt: skip
+    assert (await store.submit(new, b"new", keys.stream, key)).created
+    await store.fail_undeliverable(old.id, now, JobError(type="x", message="x", retryable=False))
+    await store.purge_expired(now + 10**6, 0)
+    again = JobRecord(
+        id=new_job_id(now + 2), tenant="local", kind="qr", request={}, created_at=now + 2,
+        expires_at=now + 62, max_attempts=3,
+    )  # fmt: skip
+    answer = await store.submit(again, b"again", keys.stream, key)
+    assert answer == Submitted(new.id, created=False, fingerprint="same")

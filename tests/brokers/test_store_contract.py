@@ -452,3 +452,13 @@ async def test_the_sweeper_fails_a_lost_job_with_no_attempts_left(store: JobStor
         assert record is not None and record.status is JobStatus.FAILED
         assert record.error is not None and record.error.type == "worker_lost"
     assert await status_of(store, finished) is JobStatus.SUCCEEDED
+
+
+async def test_the_sweeper_ends_a_lost_job_with_a_cancel_requested_as_cancelled(
+    store: JobStore,
+) -> None:
+    job_id = await new_job(store)
+    await run(store, job_id)
+    await store.cancel(job_id, time.time())
+    await store.sweep(time.time())
+    assert await status_of(store, job_id) is JobStatus.CANCELLED
