@@ -48,3 +48,11 @@ async def store_job(backend: Backend, *, status: JobStatus, expired: bool = Fals
     await backend.store.create(record)
     await asyncio.sleep(0.002)
     return record
+
+
+async def taken_over_job(backend: Backend) -> tuple[str, int, int]:
+    """A running job that a second worker took over: (job id, stalled fence, current fence)."""
+    record = await store_job(backend, status=JobStatus.QUEUED)
+    stalled = (await backend.store.begin_attempt(record.id, time.time())).fence
+    current = (await backend.store.begin_attempt(record.id, time.time())).fence
+    return record.id, stalled, current

@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from brokers import broker
-from brokers.contract import JobRecord, new_job_id
+from brokers.contract import new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import AttemptSuperseded
 from schemas.jobs import JobKind
 from service.submission import submit_job
 from tasks.deps import AttemptDep, JobAttempt
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import taken_over_job, wait_for_job
 
 ITEMS = 10_000
 proceed: dict[str, asyncio.Event] = {}
@@ -81,14 +81,7 @@ async def test_progress_shows_while_the_job_runs(
 
 
 async def test_a_superseded_attempt_is_stopped_at_its_next_report(any_backend: Backend) -> None:
-    now = time.time()
-    job_id = new_job_id(now)
-    await any_backend.store.create(
-        JobRecord(id=job_id, tenant="local", kind="qr", request={}, created_at=now,
-                  expires_at=now + 60, max_attempts=3)
-    )  # fmt: skip
-    stalled = (await any_backend.store.begin_attempt(job_id, now)).fence
-    current = (await any_backend.store.begin_attempt(job_id, now)).fence
+    job_id, stalled, current = await taken_over_job(any_backend)
     late = JobAttempt(job_id=job_id, fence=stalled, is_job=True, backend=any_backend)
     with pytest.raises(AttemptSuperseded):
         await late.report(1, 2)

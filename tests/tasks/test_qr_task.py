@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import AttemptSuperseded
 from schemas.jobs import JobKind
 from service.submission import submit_job
 from tasks.deps import JobAttempt
 from tasks.qr import render_qr_job
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import taken_over_job, wait_for_job
 
 
 async def test_a_job_queued_past_the_pixel_limit_fails_instead_of_rendering(
@@ -43,14 +40,7 @@ async def test_the_result_file_is_named_for_its_attempt(
 
 
 async def test_a_superseded_attempt_writes_no_file(any_backend: Backend) -> None:
-    now = time.time()
-    job_id = new_job_id(now)
-    await any_backend.store.create(
-        JobRecord(id=job_id, tenant="local", kind="qr", request={}, created_at=now,
-                  expires_at=now + 60, max_attempts=3)
-    )  # fmt: skip
-    stalled = (await any_backend.store.begin_attempt(job_id, now)).fence
-    current = (await any_backend.store.begin_attempt(job_id, now)).fence
+    job_id, stalled, current = await taken_over_job(any_backend)
     late = JobAttempt(job_id=job_id, fence=stalled, is_job=True, backend=any_backend)
     with pytest.raises(AttemptSuperseded):
         await late.save_file("qr", "qr.png", b"stale", "image/png")
