@@ -46,6 +46,12 @@ class JobRecord:
     """A cancel arrived while the job ran: it stops at its next checkpoint."""
     message: bytes | None = None
     """The queued message, kept so a job whose message was lost can be queued again."""
+    lane: str = "interactive"
+    due_at: float | None = None
+    """When a job submitted for later may start (``run_at``/``delay_s``)."""
+    timeout_s: float | None = None
+    """The time limit of one attempt, in seconds."""
+    callback_url: str | None = None
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 class JobStatus(StrEnum):
@@ -29,6 +29,13 @@ class JobKind(StrEnum):
     QR = "qr"
 
 
+class Lane(StrEnum):
+    """Where a job waits: interactive work never queues behind bulk work."""
+
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
 class Progress(BaseModel):
     done: int = Field(ge=0, description="Units of work finished.")
     total: int | None = Field(default=None, ge=0, description="Units of work in all, if known.")
@@ -44,6 +51,64 @@ class JobProgress(Progress):
         if progress.total:
             percent = round(min(100.0, 100.0 * progress.done / progress.total), 1)
         return cls(**progress.model_dump(), percent=percent)
+
+
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+"""A date-time as JSON Schema means it: text with a time zone, never a number."""
+
+
+MAX_DELAY_SECONDS = 30 * 86400
+MAX_ATTEMPTS_LIMIT = 25
+MAX_TIMEOUT_SECONDS = 86400
+
+
+class JobOptions(BaseModel):
+    """How to run a job; accepted on every submit. Each kind has defaults for the unset ones."""
+
+    lane: Lane | None = Field(
+        default=None,
+        description="interactive or bulk; interactive jobs never wait behind bulk ones. "
+        "Defaults to the kind's lane.",
+    )
+    run_at: Timestamp | None = Field(
+        default=None, description="Start no earlier than this time (RFC 3339). Not with delay_s."
+    )
+    delay_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        description="Start no earlier than this many seconds from now. Not with run_at.",
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ATTEMPTS_LIMIT,
+        description="Runs allowed, retries included. Defaults to the kind's.",
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Seconds one attempt may run before it fails as `timeout`. "
+        "Defaults to the kind's.",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Offload POSTs the job here, signed, when it finishes (https).",
+    )
+
+    @model_validator(mode="after")
+    def _one_due_time(self) -> JobOptions:
+        if self.run_at is not None and self.delay_s is not None:
+            raise ValueError("give run_at or delay_s, not both")
+        return self
 
 
 class JobError(BaseModel):
@@ -93,6 +158,12 @@ class Job(BaseModel):
         description="A cancel was asked while the job ran: it stops at its next checkpoint.",
     )
     result: JobResult | None = None
+    lane: Lane = Lane.INTERACTIVE
+    run_at: datetime | None = Field(
+        default=None, description="When the job may start, if it was submitted for later."
+    )
+    timeout_s: float | None = Field(default=None, description="Time limit of one attempt.")
+    callback_url: str | None = None
     links: JobLinks
 
 
@@ -106,16 +177,6 @@ class JobPage(BaseModel):
 class RetryableStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-def _text_only(value: object) -> object:
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
-"""A date-time as JSON Schema means it: text with a time zone, never a number."""
 
 
 class RetryFilter(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from brokers.contract import JobRecord
-from schemas.jobs import Job, JobKind, JobLinks, JobProgress
+from schemas.jobs import Job, JobKind, JobLinks, JobProgress, Lane
 
 
 def _when(seconds: float | None) -> datetime | None:
@@ -37,5 +37,9 @@ def present_job(record: JobRecord) -> Job:
         error=record.error,
         cancel_requested=record.cancel_requested,
         result=result,
+        lane=Lane(record.lane),
+        run_at=_when(record.due_at),
+        timeout_s=record.timeout_s,
+        callback_url=record.callback_url,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
     )

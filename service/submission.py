@@ -14,7 +14,7 @@ from taskiq import AsyncTaskiqDecoratedTask
 from brokers.contract import IdempotencyKey, JobRecord, SubmitOutcomeUnknown, new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JOB_KIND_LABEL, log_job
-from schemas.jobs import JobError, JobKind
+from schemas.jobs import JobError, JobKind, JobOptions, Lane
 from service.errors import (
     BackendUnavailableError,
     IdempotencyKeyReusedError,
@@ -60,27 +60,37 @@ async def submit(
     kind: JobKind,
     request: dict[str, Any],
     idempotency_key: str | None = None,
+    options: JobOptions | None = None,
 ) -> Accepted:
     now = time.time()
+    options = options or JobOptions()
+    due_at = _due_at(options, now)
     job = JobRecord(
         id=new_job_id(now),
         tenant=tenant,
         kind=kind.value,
         request=request,
         created_at=now,
-        expires_at=now + backend.settings.job_ttl_seconds,
-        max_attempts=DEFAULT_MAX_ATTEMPTS,
+        expires_at=max(now, due_at or now) + backend.settings.job_ttl_seconds,
+        max_attempts=options.max_attempts or DEFAULT_MAX_ATTEMPTS,
+        lane=(options.lane or Lane.INTERACTIVE).value,
+        due_at=due_at,
+        timeout_s=options.timeout_s,
+        callback_url=options.callback_url,
     )
+    labels: dict[str, Any] = {JOB_KIND_LABEL: kind.value, "lane": job.lane}
+    if due_at is not None:
+        labels["delay"] = max(0.0, due_at - now)
     # The task's own kicker carries its labels (timeout, ...). taskiq's kiq() would send the
     # message itself and hide errors in SendTaskError; building the message here lets the job
     # and its message land in one transaction. ``_prepare_message`` is the one private taskiq
     # name used (tests/brokers/test_job_delivery.py pins it).
-    kicker = task.kicker().with_task_id(job.id).with_labels(**{JOB_KIND_LABEL: kind.value})
+    kicker = task.kicker().with_task_id(job.id).with_labels(**labels)
     message = backend.broker.formatter.dumps(kicker._prepare_message(request))
     job.message = message.message
     key = None
     if idempotency_key is not None:
-        key = IdempotencyKey(idempotency_key, fingerprint(kind, request))
+        key = IdempotencyKey(idempotency_key, fingerprint(kind, request, options))
     try:
         submitted = await backend.submitter.submit(job, message, key)
     except SubmitOutcomeUnknown as unknown:
@@ -108,9 +118,18 @@ async def submit(
     return Accepted(earlier, created=False)
 
 
-def fingerprint(kind: JobKind, request: dict[str, Any]) -> str:
-    canonical = json.dumps([kind.value, request], sort_keys=True, separators=(",", ":"))
+def fingerprint(kind: JobKind, request: dict[str, Any], options: JobOptions) -> str:
+    chosen = options.model_dump(mode="json", exclude_none=True)
+    canonical = json.dumps([kind.value, request, chosen], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _due_at(options: JobOptions, now: float) -> float | None:
+    if options.run_at is not None:
+        return options.run_at.timestamp()
+    if options.delay_s:
+        return now + options.delay_s
+    return None
 
 
 async def _withdraw(backend: Backend, job_id: str) -> None:

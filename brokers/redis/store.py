@@ -64,6 +64,10 @@ def _record(fields: dict[str, str]) -> JobRecord:
         result=JobResult.model_validate_json(fields["result"]) if fields.get("result") else None,
         files_purged=fields.get("files_purged") == "1",
         cancel_requested=fields.get("cancel_requested") == "1",
+        lane=fields.get("lane") or "interactive",
+        due_at=_number(fields.get("due_at", "")),
+        timeout_s=_number(fields.get("timeout_s", "")),
+        callback_url=fields.get("callback_url") or None,
     )
 
 
@@ -109,6 +113,9 @@ class RedisJobStore:
             "finished_at", "" if job.finished_at is None else repr(job.finished_at),
             "expires_at", repr(job.expires_at), "error", _dump(job.error),
             "result", _dump(job.result), "files_purged", int(job.files_purged),
+            "lane", job.lane, "due_at", "" if job.due_at is None else repr(job.due_at),
+            "timeout_s", "" if job.timeout_s is None else repr(job.timeout_s),
+            "callback_url", job.callback_url or "",
         ]  # fmt: skip
 
     async def submit(

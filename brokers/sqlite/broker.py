@@ -25,7 +25,7 @@ from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from brokers.contract import Admission, Admitted, WorkerRegistry
 from brokers.heartbeat import Heartbeat, consumer_name
 from brokers.screening import MessageScreen, Screened, Verdict, log_refusal
-from brokers.sqlite.database import DEFAULT_LANE, Database
+from brokers.sqlite.database import DEFAULT_LANE, LANES, Database
 from brokers.sqlite.group_commit import GroupCommit
 from schemas.jobs import JobError
 
@@ -73,7 +73,7 @@ class SqliteBroker(AsyncBroker):
         database: Database,
         *,
         lease_seconds: float,
-        lanes: tuple[str, ...] = (DEFAULT_LANE,),
+        lanes: tuple[str, ...] = LANES,
         gate: DeliveryGate | None = None,
         screen: MessageScreen | None = None,
         registry: WorkerRegistry | None = None,

@@ -45,7 +45,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     files_purged  INTEGER NOT NULL DEFAULT 0,
     message       BLOB,
     fence         INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lane          TEXT    NOT NULL DEFAULT 'interactive',
+    due_at        REAL,
+    timeout_s     REAL,
+    callback_url  TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
@@ -91,7 +95,9 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
 ) WITHOUT ROWID;
 """
 
-DEFAULT_LANE = "default"
+DEFAULT_LANE = "interactive"
+LANES = (DEFAULT_LANE, "bulk")
+"""Claimed in this order: an interactive job never waits behind bulk work."""
 
 MIGRATIONS = (
     ("jobs", "message", "ALTER TABLE jobs ADD COLUMN message BLOB"),
@@ -101,6 +107,10 @@ MIGRATIONS = (
         "cancel_requested",
         "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
     ),
+    ("jobs", "lane", "ALTER TABLE jobs ADD COLUMN lane TEXT NOT NULL DEFAULT 'interactive'"),
+    ("jobs", "due_at", "ALTER TABLE jobs ADD COLUMN due_at REAL"),
+    ("jobs", "timeout_s", "ALTER TABLE jobs ADD COLUMN timeout_s REAL"),
+    ("jobs", "callback_url", "ALTER TABLE jobs ADD COLUMN callback_url TEXT"),
 )
 """Columns added after the first release: (table, column, statement adding it)."""
 
@@ -197,3 +207,5 @@ def _migrate(connection: sqlite3.Connection) -> None:
         columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in columns:
             connection.execute(statement)
+    # Before lanes had names, every message waited in one lane called "default".
+    connection.execute("UPDATE queue SET lane = ? WHERE lane = 'default'", (DEFAULT_LANE,))

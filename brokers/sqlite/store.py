@@ -19,13 +19,14 @@ from brokers.contract import (
     RetryOutcome,
     SweepReport,
 )
-from brokers.sqlite.database import DEFAULT_LANE, Database
+from brokers.sqlite.database import Database
 from brokers.sqlite.group_commit import GroupCommit
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
     "id, tenant, kind, status, request, progress, attempts, max_attempts, created_at, "
-    "started_at, finished_at, expires_at, error, result, files_purged, cancel_requested"
+    "started_at, finished_at, expires_at, error, result, files_purged, cancel_requested, "
+    "lane, due_at, timeout_s, callback_url"
 )
 _STARTABLE = ("queued", "retrying", "running")
 _TERMINAL = ("succeeded", "failed", "cancelled")
@@ -38,7 +39,7 @@ def _dump(model: JobError | JobResult | Progress | None) -> str | None:
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
     (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
      started_at, finished_at, expires_at, error, result, files_purged,
-     cancel_requested) = row  # fmt: skip
+     cancel_requested, lane, due_at, timeout_s, callback_url) = row  # fmt: skip
     return JobRecord(
         id=job_id,
         tenant=tenant,
@@ -56,6 +57,10 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         result=None if result is None else JobResult.model_validate_json(result),
         files_purged=bool(files_purged),
         cancel_requested=bool(cancel_requested),
+        lane=lane,
+        due_at=due_at,
+        timeout_s=timeout_s,
+        callback_url=callback_url,
     )
 
 
@@ -73,12 +78,13 @@ class SqliteJobStore:
     @staticmethod
     def insert(conn: sqlite3.Connection, job: JobRecord) -> None:
         conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES ({','.join('?' * 21)})",
             (
                 job.id, job.tenant, job.kind, job.status.value, json.dumps(job.request),
                 _dump(job.progress), job.attempts, job.max_attempts, job.created_at,
                 job.started_at, job.finished_at, job.expires_at, _dump(job.error),
-                _dump(job.result), int(job.files_purged), int(job.cancel_requested), job.message,
+                _dump(job.result), int(job.files_purged), int(job.cancel_requested), job.lane,
+                job.due_at, job.timeout_s, job.callback_url, job.message,
             ),
         )  # fmt: skip
 
@@ -232,7 +238,7 @@ class SqliteJobStore:
                 "UPDATE jobs SET status = 'queued', error = NULL, finished_at = NULL, "
                 "cancel_requested = 0, progress = NULL, max_attempts = attempts + ? "
                 "WHERE id = ? AND status IN ('failed', 'cancelled') AND message IS NOT NULL "
-                "RETURNING message",
+                "RETURNING message, lane",
                 (budget, job_id),
             ).fetchone()
             if row is None:
@@ -246,7 +252,7 @@ class SqliteJobStore:
             if waiting is None:
                 conn.execute(
                     "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                    (job_id, DEFAULT_LANE, row[0], 0),
+                    (job_id, row[1], row[0], 0),
                 )
         return RetryOutcome.RETRIED
 
@@ -300,12 +306,12 @@ class SqliteJobStore:
             # an index on it that every submit and ack would pay for.
             queued = {row[0] for row in conn.execute("SELECT task_id FROM queue")}
             unfinished = conn.execute(
-                "SELECT id, attempts, max_attempts, message, cancel_requested FROM jobs "
+                "SELECT id, attempts, max_attempts, message, cancel_requested, lane FROM jobs "
                 "WHERE status IN (?, ?, ?)",
                 _STARTABLE,
             ).fetchall()
             orphans = [row for row in unfinished if row[0] not in queued]
-            for job_id, attempts, max_attempts, message, cancel_requested in orphans:
+            for job_id, attempts, max_attempts, message, cancel_requested, lane in orphans:
                 if cancel_requested:
                     conn.execute(
                         "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
@@ -324,7 +330,7 @@ class SqliteJobStore:
                 conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
                 conn.execute(
                     "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                    (job_id, DEFAULT_LANE, message, now),
+                    (job_id, lane, message, now),
                 )
                 report.requeued.append(job_id)
         return report
