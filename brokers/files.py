@@ -45,6 +45,15 @@ class LocalFileStore:
             sha256=hashlib.sha256(content).hexdigest(),
         )
 
+    def discard_other_attempts(self, job_id: str, file_id: str, kept: str) -> None:
+        """Remove the copies of ``file_id`` that earlier attempts stored (``<file_id>-<n>``),
+        keeping ``kept``: a job run twice leaves one file, not one per attempt."""
+        pattern = re.compile(re.escape(_checked_file_id(file_id)) + r"-[0-9]+")
+        with contextlib.suppress(FileNotFoundError):
+            for path in self._location(job_id).iterdir():
+                if path.name != kept and pattern.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
+
     def path(self, job_id: str, file_id: str) -> Path | None:
         path = self._location(job_id) / _checked_file_id(file_id)
         return path if path.is_file() else None

@@ -91,13 +91,21 @@ class JobAttempt:
         pause = 0.1
         while True:
             try:
-                return await asyncio.to_thread(
+                stored = await asyncio.to_thread(
                     self.backend.files.save, self.job_id, stored_id, name, content, content_type
                 )
             except OSError as error:
                 if not is_out_of_space(error) or time.monotonic() + pause > deadline:
                     raise
                 logger.warning("no space for job %s's result (%s); waiting", self.job_id, error)
+            else:
+                if self.fence is not None:
+                    # Earlier attempts were superseded by this one: their copies are never
+                    # a result, so a job run again keeps one file.
+                    await asyncio.to_thread(
+                        self.backend.files.discard_other_attempts, self.job_id, file_id, stored_id
+                    )
+                return stored
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
             await self.ensure_held()

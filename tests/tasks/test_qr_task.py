@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
 from brokers.factory import Backend
 from brokers.lifecycle import AttemptSuperseded
-from schemas.jobs import JobKind
+from schemas.jobs import JobKind, JobStatus
 from service.submission import submit_job
 from tasks.deps import JobAttempt
 from tasks.qr import render_qr_job
-from tests.support.jobs import taken_over_job, wait_for_job
+from tests.support.jobs import store_job, taken_over_job, wait_for_job
 
 
 async def test_a_job_queued_past_the_pixel_limit_fails_instead_of_rendering(
@@ -53,3 +55,16 @@ async def test_a_superseded_attempt_writes_no_file(any_backend: Backend) -> None
     assert stored.id == f"qr-{current}"
     path = any_backend.files.path(job_id, stored.id)
     assert path is not None and path.read_bytes() == b"fresh"
+
+
+async def test_a_job_run_again_keeps_one_file(any_backend: Backend) -> None:
+    record = await store_job(any_backend, status=JobStatus.QUEUED)
+    first = (await any_backend.store.begin_attempt(record.id, time.time())).fence
+    lost = JobAttempt(job_id=record.id, fence=first, is_job=True, backend=any_backend)
+    await lost.save_file("qr", "qr.png", b"first run", "image/png")
+    second = (await any_backend.store.begin_attempt(record.id, time.time())).fence
+    again = JobAttempt(job_id=record.id, fence=second, is_job=True, backend=any_backend)
+    stored = await again.save_file("qr", "qr.png", b"second run", "image/png")
+    folder = any_backend.files.path(record.id, stored.id)
+    assert folder is not None
+    assert sorted(path.name for path in folder.parent.iterdir()) == [f"qr-{second}"]
