@@ -3,6 +3,7 @@
 import io
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,15 @@ def test_render_refuses_unvalidated_overflow() -> None:
     options = QrOptions.model_construct(data="a" * 1274, error_correction=ErrorCorrection.H)
     with pytest.raises(QrCapacityError, match="at most 1273 bytes"):
         render_qr(options)
+
+
+@pytest.mark.parametrize("fmt", list(QrFormat))
+def test_rendering_again_later_gives_the_same_bytes(
+    fmt: QrFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job run twice (at-least-once delivery) must store the same result."""
+    options = QrOptions(data=URL, format=fmt)
+    first = render_qr(options).content
+    later = time.time() + 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert render_qr(options).content == first
