@@ -215,7 +215,7 @@ class RedisJobStore:
         return records, (page[-1] if len(ids) > query.limit else None)
 
     async def begin_attempt(
-        self, job_id: str, now: float, holder: str = "", token: str = ""
+        self, job_id: str, now: float, holder: str = "", token: str | int = ""
     ) -> Admitted:
         """``holder`` names the hand-out: asked again by the same hand-out (redis-py resent
         it after a lost reply), the answer is the same fencing token. ``token`` is the
@@ -223,7 +223,7 @@ class RedisJobStore:
         admit = call_script(
             self._admit,
             [self.keys.prefix],
-            [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder, token],
+            [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder, str(token)],
         )
         verdict, fence = await self.batch.run(admit)
         return Admitted(Admission(verdict), int(fence))
