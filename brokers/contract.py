@@ -226,7 +226,8 @@ class JobStore(Protocol):
         Answers the status recorded: ``retrying``; ``cancelled`` if a cancel was asked;
         ``failed`` if its attempts are spent after all. None if the attempt no longer
         holds the job. The error joins ``attempt_errors`` (as ``finish`` adds a final one).
-        Safe to repeat: the same attempt asking again changes nothing.
+        Safe to repeat: the same attempt asking again changes nothing. A job stored without
+        its message (``create``) cannot be queued again: it fails.
         """
         ...
 

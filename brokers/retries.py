@@ -47,8 +47,9 @@ def retry_due_at(
 ) -> float | None:
     """When the job's next attempt may start after its current one (``record.attempts``)
     failed with ``error``; None when it should fail instead: the error says a retry cannot
-    help, the attempts are spent, or a cancel was asked."""
-    if not error.retryable or record.cancel_requested:
+    help, or the attempts are spent. (A cancel asked meanwhile is the store's to see, in the
+    same write: the job then ends cancelled.)"""
+    if not error.retryable:
         return None
     if record.attempts >= record.max_attempts:
         return None

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from taskiq import BrokerMessage
 
 from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend
@@ -183,3 +184,18 @@ async def test_a_job_in_backoff_survives_a_redis_restart(
         assert [e["attempt"] for e in job["attempt_errors"]] == [1]
     finally:
         await backend.close()
+
+
+async def test_a_plain_message_kicked_with_a_delay_arrives_when_it_is_due(
+    consumer: ConsumerFactory, redis: Redis, keys: Keys
+) -> None:
+    listener = await started(consumer)
+    listener.listen()
+    kicked = time.time()
+    await listener.broker.kick(
+        BrokerMessage(task_id="later", task_name="t", message=b"later", labels={"delay": 0.5})
+    )
+    assert await redis.xlen(keys.stream) == 0
+    message = await listener.next(timeout=5)
+    assert message.data == b"later" and time.time() >= kicked + 0.5 - 0.01
+    assert await redis.exists(f"{keys.prefix}:delayed:later") == 0
