@@ -160,7 +160,7 @@ ADMIT = (
     _PRELUDE
     + """
 local f = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'kind',
-                     'expires_at', 'holder', 'fence')
+                     'expires_at', 'holder', 'fence', 'token', 'cancel_requested')
 local status, tenant, kind = f[1], f[4], f[5]
 if not status then return {'not_a_job', 0} end
 local attempts, max_attempts = tonumber(f[2]), tonumber(f[3])
@@ -169,9 +169,9 @@ if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then
 end
 local delivered = ARGV[6]
 if not delivered or delivered == '' then delivered = '0' end
-if (redis.call('HGET', job, 'token') or '0') ~= delivered then return {'drop', 0} end
+if (f[9] or '0') ~= delivered then return {'drop', 0} end
 if not startable(status) then return {'drop', 0} end
-if redis.call('HGET', job, 'cancel_requested') == '1' then
+if f[10] == '1' then
     redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
     move(tenant, kind, status, 'cancelled')
     return {'drop', 0}
