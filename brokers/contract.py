@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from taskiq import BrokerMessage
 
-from schemas.jobs import JobError, JobResult, JobStatus, Progress
+from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -52,6 +52,10 @@ class JobRecord:
     timeout_s: float | None = None
     """The time limit of one attempt, in seconds."""
     callback_url: str | None = None
+    next_attempt_at: float | None = None
+    """While ``retrying``: when the next attempt is due."""
+    attempt_errors: list[AttemptError] = field(default_factory=list)
+    """The error of every failed attempt, oldest first; a manual retry keeps them."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now
@@ -210,6 +214,20 @@ class JobStore(Protocol):
         ``status`` is failed with an error, else succeeded, unless given (cancelled).
 
         Safe to repeat: recording the same attempt's outcome again answers True.
+        """
+        ...
+
+    async def schedule_retry(
+        self, job_id: str, fence: int, now: float, error: JobError, due_at: float
+    ) -> JobStatus | None:
+        """Record a retryable failure of the running attempt and queue the job's message
+        again for ``due_at``, in one atomic write: the job is ``retrying`` until then.
+
+        Answers the status recorded: ``retrying``; ``cancelled`` if a cancel was asked;
+        ``failed`` if its attempts are spent after all. None if the attempt no longer
+        holds the job. The error joins ``attempt_errors`` (as ``finish`` adds a final one).
+        Safe to repeat: the same attempt asking again changes nothing. A job stored without
+        its message (``create``) cannot be queued again: it fails.
         """
         ...
 

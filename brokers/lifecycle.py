@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import random
 import re
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from brokers.contract import HeldDeliveries, JobStore
 from brokers.progress import flush_progress
+from brokers.retries import retry_due_at
 from schemas.jobs import JobError, JobResult, JobStatus
 
 logger = logging.getLogger("offload.jobs")
@@ -81,12 +83,15 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
         clock: Callable[[], float] = time.time,
         unavailable: tuple[type[Exception], ...] = (),
         record_for_seconds: float = 60.0,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.clock = clock
         self.unavailable = unavailable
         self.record_for_seconds = record_for_seconds
+        self.rng = rng
+        """Draws the backoff's jitter (tests pin it)."""
 
     @property
     def deliveries(self) -> HeldDeliveries | None:
@@ -138,11 +143,8 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
         final = JobStatus.FAILED if error else JobStatus.SUCCEEDED
         if error is not None and error.type == JobCancelled.error_type:
             final, error = JobStatus.CANCELLED, None
-        status = final.value
         recorded = await self._try(
-            lambda: self.store.finish(
-                job_id, int(fence), self.clock(), result=outcome, error=error, status=final
-            )
+            lambda: self._record(job_id, int(fence), message, outcome, error, final)
         )
         if recorded is None:
             if deliveries is not None:
@@ -150,17 +152,43 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
             logger.error(
                 "could not record job %s as %s for %.0f s; it runs again after its lease",
                 job_id,
-                status,
+                final.value,
                 self.record_for_seconds,
             )
-        elif recorded:
-            log_job(job_id, status, error=error.type if error else None, fence=fence)
+        elif recorded is not False:
+            log_job(job_id, recorded.value, error=error.type if error else None, fence=fence)
         else:
             log_job(
                 job_id,
-                f"{status} (not recorded: this attempt no longer holds the job)",
+                f"{final.value} (not recorded: this attempt no longer holds the job)",
                 fence=fence,
             )
+
+    async def _record(
+        self,
+        job_id: str,
+        fence: int,
+        message: TaskiqMessage,
+        outcome: JobResult | None,
+        error: JobError | None,
+        final: JobStatus,
+    ) -> JobStatus | Literal[False]:
+        """Record the attempt's end: a retryable failure with attempts left is queued again
+        after its backoff (only failures pay for the read this takes). False if the attempt
+        no longer holds the job."""
+        now = self.clock()
+        if final is JobStatus.FAILED and error is not None and error.retryable:
+            record = await self.store.get(job_id)
+            due_at = None if record is None else retry_due_at(
+                record, error, message.labels, now, self.rng
+            )  # fmt: skip
+            if due_at is not None:
+                status = await self.store.schedule_retry(job_id, fence, now, error, due_at)
+                return False if status is None else status
+        done = await self.store.finish(
+            job_id, fence, now, result=outcome, error=error, status=final
+        )
+        return final if done else False
 
     def _not_the_jobs_fault(self, result: TaskiqResult[Any]) -> bool:
         failure = result.error

@@ -117,6 +117,16 @@ class JobError(BaseModel):
     retryable: bool = Field(description="Whether running the job again could succeed.")
 
 
+class AttemptError(JobError):
+    """How one attempt failed: kept for every attempt, across retries and manual retry."""
+
+    attempt: int = Field(ge=1, description="Which attempt (1 for the first run).")
+    at: datetime = Field(description="When the attempt failed.")
+    retry_at: datetime | None = Field(
+        default=None, description="When the next attempt was due; null if none followed."
+    )
+
+
 class ResultFile(BaseModel):
     id: str
     name: str
@@ -153,6 +163,12 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     expires_at: datetime
     error: JobError | None = None
+    attempt_errors: list[AttemptError] = Field(
+        default_factory=list, description="The error of every failed attempt, oldest first."
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None, description="While `retrying`: when the next attempt is due."
+    )
     cancel_requested: bool = Field(
         default=False,
         description="A cancel was asked while the job ran: it stops at its next checkpoint.",

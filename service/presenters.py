@@ -35,6 +35,8 @@ def present_job(record: JobRecord) -> Job:
         finished_at=_when(record.finished_at),
         expires_at=datetime.fromtimestamp(record.expires_at, UTC),
         error=record.error,
+        attempt_errors=record.attempt_errors,
+        next_attempt_at=_when(record.next_attempt_at),
         cancel_requested=record.cancel_requested,
         result=result,
         lane=Lane(record.lane),

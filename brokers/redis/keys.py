@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_LANE = "interactive"
+LANES = (DEFAULT_LANE, "bulk")
+"""Read in this order: an interactive job never waits behind bulk work."""
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -11,7 +15,22 @@ class Keys:
 
     @property
     def stream(self) -> str:
+        """The interactive lane's stream (the only one before lanes existed)."""
         return f"{self.prefix}:queue"
+
+    def lane_stream(self, lane: str) -> str:
+        """One stream per lane; workers read interactive first (see scripts._PRELUDE)."""
+        return self.stream if lane == DEFAULT_LANE else f"{self.prefix}:queue:{lane}"
+
+    @property
+    def streams(self) -> list[str]:
+        return [self.lane_stream(lane) for lane in LANES]
+
+    @property
+    def delayed(self) -> str:
+        """Ids of jobs (and plain messages) due later, scored by due time; a worker's read
+        loop moves the due ones into their lane's stream (scripts.PROMOTE)."""
+        return f"{self.prefix}:delayed"
 
     @property
     def group(self) -> str:

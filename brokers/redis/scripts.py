@@ -6,15 +6,29 @@ or a primary with replicas, not Redis Cluster.
 
 from __future__ import annotations
 
-# Shared by every script: KEYS[1] is the key prefix, ARGV[1] the job id.
-_PRELUDE = """
+# Lanes and due times, for scripts whose KEYS[1] is the key prefix. A lane's stream is
+# Keys.lane_stream's; a job due later waits in the delayed set (Keys.delayed) and its hash
+# keeps its message, which PROMOTE adds to the stream once due. Every message carries the
+# job's ``token``; admission drops a message whose token is not the job's current one.
+_LANES = """
 local prefix = KEYS[1]
-local id = ARGV[1]
-local job = prefix .. ':job:' .. id
-local open = prefix .. ':open'
+local delayed = prefix .. ':delayed'
+local function stream_of(lane)
+    if not lane or lane == '' or lane == 'interactive' then return prefix .. ':queue' end
+    return prefix .. ':queue:' .. lane
+end
 local function startable(status)
     return status == 'queued' or status == 'retrying' or status == 'running'
 end
+"""
+
+# Shared by every job script: KEYS[1] is the key prefix, ARGV[1] the job id.
+_PRELUDE = (
+    _LANES
+    + """
+local id = ARGV[1]
+local job = prefix .. ':job:' .. id
+local open = prefix .. ':open'
 local function index_keys(tenant, kind, status)
     local base = prefix .. ':idx:' .. tenant
     return {base .. ':s:' .. status, base .. ':s:' .. status .. ':k:' .. kind}
@@ -36,15 +50,43 @@ local function forget(tenant, kind, status)
     redis.call('ZREM', prefix .. ':expiry:files', id)
     redis.call('ZREM', prefix .. ':expiry:rows', id)
     redis.call('ZREM', open, id)
+    redis.call('ZREM', delayed, id)
     redis.call('DEL', job)
 end
 local function fail(f_status, tenant, kind, now, error)
     redis.call('HSET', job, 'status', 'failed', 'finished_at', now, 'error', error)
     move(tenant, kind, f_status, 'failed')
 end
+-- Adds one attempt's error (a JSON object) to attempt_errors, a JSON list, with the attempt's
+-- number (the hash's ``attempts``), when it failed and when the next one is due ('null':
+-- none); by string splicing, so the numbers keep every digit Python wrote.
+local function append_error(error, now, retry_at)
+    local attempt = redis.call('HGET', job, 'attempts') or '0'
+    local item = '{"attempt":' .. attempt .. ',"at":' .. now .. ',"retry_at":' .. retry_at
+        .. ',' .. string.sub(error, 2)
+    local list = redis.call('HGET', job, 'attempt_errors')
+    if not list or list == '' or list == '[]' then
+        list = '[' .. item .. ']'
+    else
+        list = string.sub(list, 1, -2) .. ',' .. item .. ']'
+    end
+    redis.call('HSET', job, 'attempt_errors', list)
+end
+-- Queues the job's stored message in its lane's stream under a new token: any older copy
+-- still in a stream is stale from now on.
+local function requeue(message, lane)
+    local token = redis.call('HINCRBY', job, 'token', 1)
+    local entry = redis.call('XADD', stream_of(lane), '*', 'data', message, 'task_id', id,
+                             'token', token)
+    redis.call('HSET', job, 'entry', entry)
+    redis.call('ZREM', delayed, id)
+    return entry
+end
 """
+)
 
-# KEYS: prefix, stream. ARGV: id, tenant, kind, status, expires_at, message, idempotency key
+# KEYS: prefix, the job's lane's stream. ARGV: id, tenant, kind, status, expires_at, message,
+# idempotency key
 # name (a digest of tenant and key; '' for none), its fingerprint, seconds to keep it, then
 # the hash's field/value pairs
 # -> {1} created | {0} created already (this is a resend) | {3} withdrawn: the API answered
@@ -71,8 +113,16 @@ for _, key in ipairs(index_keys(tenant, kind, status)) do redis.call('ZADD', key
 redis.call('ZADD', open, 0, id)
 redis.call('ZADD', prefix .. ':expiry:files', expires_at, id)
 redis.call('ZADD', prefix .. ':expiry:rows', expires_at, id)
-local entry = redis.call('XADD', KEYS[2], '*', 'data', ARGV[6], 'task_id', id)
-redis.call('HSET', job, 'message', ARGV[6], 'entry', entry)
+-- A job due later (its due_at after its created_at) waits in the delayed set, not the stream.
+local due = redis.call('HGET', job, 'due_at')
+due = due and tonumber(due)
+if due and due > tonumber(redis.call('HGET', job, 'created_at')) then
+    redis.call('ZADD', delayed, due, id)
+    redis.call('HSET', job, 'message', ARGV[6], 'entry', '')
+else
+    local entry = redis.call('XADD', KEYS[2], '*', 'data', ARGV[6], 'task_id', id)
+    redis.call('HSET', job, 'message', ARGV[6], 'entry', entry)
+end
 if idem ~= '' then
     redis.call('HSET', idem, 'job', id, 'fingerprint', ARGV[8])
     redis.call('EXPIRE', idem, ARGV[9])
@@ -100,23 +150,28 @@ return 'withdrawn'
 """
 )
 
-# ARGV: id, now, worker_lost error JSON, expired error JSON, holder (names one hand-out)
+# ARGV: id, now, worker_lost error JSON, expired error JSON, holder (names one hand-out),
+# the message's token ('' = 0)
 # -> {'run', fence} | {'drop', 0} | {'not_a_job', 0}. The same hand-out asking again (its
 # reply was lost) gets the same fencing token instead of a second attempt. The token only
-# ever grows, even when a release gives the attempt back.
+# ever grows, even when a release gives the attempt back. A message whose token is not the
+# job's is a stale copy (a retry queued a newer one): dropped, the job untouched.
 ADMIT = (
     _PRELUDE
     + """
 local f = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'kind',
-                     'expires_at', 'holder', 'fence')
+                     'expires_at', 'holder', 'fence', 'token', 'cancel_requested')
 local status, tenant, kind = f[1], f[4], f[5]
 if not status then return {'not_a_job', 0} end
 local attempts, max_attempts = tonumber(f[2]), tonumber(f[3])
 if status == 'running' and ARGV[5] ~= '' and f[7] == ARGV[5] then
     return {'run', tonumber(f[8])}
 end
+local delivered = ARGV[6]
+if not delivered or delivered == '' then delivered = '0' end
+if (f[9] or '0') ~= delivered then return {'drop', 0} end
 if not startable(status) then return {'drop', 0} end
-if redis.call('HGET', job, 'cancel_requested') == '1' then
+if f[10] == '1' then
     redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
     move(tenant, kind, status, 'cancelled')
     return {'drop', 0}
@@ -129,7 +184,7 @@ end
 if attempts < max_attempts then
     local fence = redis.call('HINCRBY', job, 'fence', 1)
     redis.call('HSET', job, 'status', 'running', 'attempts', attempts + 1, 'started_at', ARGV[2],
-               'holder', ARGV[5])
+               'holder', ARGV[5], 'next_attempt_at', '')
     move(tenant, kind, status, 'running')
     return {'run', fence}
 end
@@ -157,9 +212,89 @@ local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'fence')
 if f[4] ~= ARGV[6] then return 0 end
 if f[1] == ARGV[3] then return 1 end
 if f[1] ~= 'running' then return 0 end
+if ARGV[5] ~= '' then append_error(ARGV[5], ARGV[2], 'null') end
 redis.call('HSET', job, 'status', ARGV[3], 'finished_at', ARGV[2],
-           'result', ARGV[4], 'error', ARGV[5])
+           'result', ARGV[4], 'error', ARGV[5], 'next_attempt_at', '')
 move(f[2], f[3], 'running', ARGV[3])
+return 1
+"""
+)
+
+# ARGV: id, now, error JSON, due time, fence
+# -> 'retrying' | 'cancelled' | 'failed' (see JobStore.schedule_retry) | 'lost' (the attempt
+# no longer holds the job). A repeat after a lost reply answers as the first did.
+SCHEDULE_RETRY = (
+    _PRELUDE
+    + """
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'fence', 'attempts',
+                     'max_attempts', 'cancel_requested', 'message')
+if f[4] ~= ARGV[5] then return 'lost' end
+if f[1] ~= 'running' then
+    if f[1] == 'retrying' or f[1] == 'cancelled' or f[1] == 'failed' then return f[1] end
+    return 'lost'
+end
+if f[7] == '1' then
+    append_error(ARGV[3], ARGV[2], 'null')
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+    move(f[2], f[3], 'running', 'cancelled')
+    return 'cancelled'
+end
+if tonumber(f[5]) >= tonumber(f[6]) or not f[8] or f[8] == '' then
+    append_error(ARGV[3], ARGV[2], 'null')
+    fail('running', f[2], f[3], ARGV[2], ARGV[3])
+    return 'failed'
+end
+append_error(ARGV[3], ARGV[2], ARGV[4])
+redis.call('HINCRBY', job, 'token', 1)
+redis.call('HSET', job, 'status', 'retrying', 'error', ARGV[3], 'next_attempt_at', ARGV[4],
+           'entry', '', 'holder', '')
+move(f[2], f[3], 'running', 'retrying')
+redis.call('ZADD', delayed, ARGV[4], id)
+return 'retrying'
+"""
+)
+
+# KEYS: prefix. ARGV: '' (no job), now, most to move
+# -> {moved, the earliest due time still waiting or ''}. Moves each due id from the delayed set
+# into its lane's stream: a job's stored message (if the job still waits: a cancelled one is
+# just forgotten) or a plain message kicked with a delay. Atomic, so with many workers calling
+# it each message is moved once, and a repeat after a lost reply finds nothing left to move.
+PROMOTE = (
+    _LANES
+    + """
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+    redis.call('ZREM', delayed, id)
+    local job = prefix .. ':job:' .. id
+    local f = redis.call('HMGET', job, 'status', 'message', 'lane', 'token')
+    if f[1] then
+        if (f[1] == 'queued' or f[1] == 'retrying') and f[2] and f[2] ~= '' then
+            local entry = redis.call('XADD', stream_of(f[3]), '*', 'data', f[2], 'task_id', id,
+                                     'token', f[4] or '0')
+            redis.call('HSET', job, 'entry', entry)
+        end
+    else
+        local plain = prefix .. ':delayed:' .. id
+        local m = redis.call('HMGET', plain, 'data', 'lane')
+        if m[1] then
+            redis.call('XADD', stream_of(m[2]), '*', 'data', m[1], 'task_id', id)
+            redis.call('DEL', plain)
+        end
+    end
+end
+local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+return {#due, first[2] or ''}
+"""
+)
+
+# KEYS: prefix. ARGV: '' (no job), task id, due time, message, lane. A plain TaskiQ message
+# (no job) kicked with a delay: kept beside the delayed set until PROMOTE moves it.
+DELAY_MESSAGE = (
+    _LANES
+    + """
+local plain = prefix .. ':delayed:' .. ARGV[2]
+redis.call('HSET', plain, 'data', ARGV[4], 'lane', ARGV[5])
+redis.call('ZADD', delayed, ARGV[3], ARGV[2])
 return 1
 """
 )
@@ -211,29 +346,29 @@ if f[1] == 'running' then
     redis.call('HSET', job, 'cancel_requested', '1')
     return 'requested'
 end
-redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2], 'next_attempt_at', '')
 move(f[2], f[3], f[1], 'cancelled')
+redis.call('ZREM', delayed, id)
 return 'cancelled'
 """
 )
 
-# KEYS: prefix, stream. ARGV: id, budget -> 'retried' | 'not_retryable' | 'not_found'
+# KEYS: prefix. ARGV: id, budget -> 'retried' | 'not_retryable' | 'not_found'. Always a new
+# message under a new token: an older entry still in a stream (a job cancelled while queued,
+# a worker's finished entry not yet acked) is stale and dropped by admission, so the job runs
+# once and is never left without a message. Status is no longer failed/cancelled after it,
+# so a repeat after a lost reply adds nothing.
 RETRY = (
     _PRELUDE
     + """
-local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'message', 'entry')
+local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'message', 'lane')
 if not f[1] then return 'not_found' end
 if (f[1] ~= 'failed' and f[1] ~= 'cancelled') or not f[5] or f[5] == '' then
     return 'not_retryable'
 end
--- A job cancelled while queued may still have its entry (no worker dropped it yet): that
--- one runs it now; a second would run it twice.
-local entry = f[6]
-if not entry or entry == '' or #redis.call('XRANGE', KEYS[2], entry, entry) == 0 then
-    entry = redis.call('XADD', KEYS[2], '*', 'data', f[5], 'task_id', id)
-end
+requeue(f[5], f[6])
 redis.call('HSET', job, 'status', 'queued', 'error', '', 'finished_at', '', 'progress', '',
-           'cancel_requested', '0', 'holder', '', 'entry', entry,
+           'cancel_requested', '0', 'holder', '', 'next_attempt_at', '',
            'max_attempts', tonumber(f[4]) + tonumber(ARGV[2]))
 move(f[2], f[3], f[1], 'queued')
 return 'retried'
@@ -279,19 +414,22 @@ return 1
 """
 )
 
-# KEYS: prefix, stream. ARGV: id, now, worker_lost error JSON
-# -> 'ok' (its message is in the stream) | 'requeued' | 'failed' | 'finished'
+# KEYS: prefix. ARGV: id, now, worker_lost error JSON
+# -> 'ok' (its message waits: due later, or in its lane's stream) | 'requeued' | 'failed' |
+# 'finished'
 SWEEP = (
     _PRELUDE
     + """
 local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'max_attempts',
-                     'entry', 'message')
+                     'entry', 'message', 'lane')
 if not f[1] then redis.call('ZREM', open, id) return 'finished' end
 if not startable(f[1]) then redis.call('ZREM', open, id) return 'finished' end
-if f[6] and f[6] ~= '' and #redis.call('XRANGE', KEYS[2], f[6], f[6]) > 0 then return 'ok' end
+if redis.call('ZSCORE', delayed, id) then return 'ok' end
+local stream = stream_of(f[8])
+if f[6] and f[6] ~= '' and #redis.call('XRANGE', stream, f[6], f[6]) > 0 then return 'ok' end
 if f[7] and f[7] ~= '' and tonumber(f[4]) < tonumber(f[5]) then
-    local entry = redis.call('XADD', KEYS[2], '*', 'data', f[7], 'task_id', id)
-    redis.call('HSET', job, 'entry', entry, 'status', 'queued', 'holder', '')
+    requeue(f[7], f[8])
+    redis.call('HSET', job, 'status', 'queued', 'holder', '')
     move(f[2], f[3], f[1], 'queued')
     return 'requeued'
 end
@@ -357,6 +495,12 @@ redis.call('XDEL', KEYS[2], ARGV[5])
 if #found == 0 then return 0 end
 local entry = redis.call('XADD', KEYS[2], '*', unpack(found[1][2]))
 if id == '' or redis.call('EXISTS', job) == 0 then return entry end
+local token = '0'
+for i = 1, #found[1][2], 2 do
+    if found[1][2][i] == 'token' then token = found[1][2][i + 1] end
+end
+-- A stale copy handed back stays stale: the job's entry keeps naming its current message.
+if (redis.call('HGET', job, 'token') or '0') ~= token then return entry end
 redis.call('HSET', job, 'entry', entry)
 local f = redis.call('HMGET', job, 'status', 'tenant', 'kind', 'attempts', 'fence')
 if ARGV[2] ~= '' and f[1] == 'running' and f[5] == ARGV[2] then

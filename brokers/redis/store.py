@@ -28,7 +28,7 @@ from brokers.contract import (
 from brokers.redis import scripts
 from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
-from schemas.jobs import JobError, JobResult, JobStatus, Progress
+from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
 
 _WORKER_LOST = WORKER_LOST.model_dump_json()
 _EXPIRED = EXPIRED.model_dump_json()
@@ -68,6 +68,11 @@ def _record(fields: dict[str, str]) -> JobRecord:
         due_at=_number(fields.get("due_at", "")),
         timeout_s=_number(fields.get("timeout_s", "")),
         callback_url=fields.get("callback_url") or None,
+        next_attempt_at=_number(fields.get("next_attempt_at", "")),
+        attempt_errors=[
+            AttemptError.model_validate(item)
+            for item in json.loads(fields.get("attempt_errors") or "[]")
+        ],
     )
 
 
@@ -101,6 +106,7 @@ class RedisJobStore:
         self._settle = redis.register_script(scripts.SETTLE)
         self._cancel = redis.register_script(scripts.CANCEL)
         self._retry = redis.register_script(scripts.RETRY)
+        self._schedule_retry = redis.register_script(scripts.SCHEDULE_RETRY)
 
     @staticmethod
     def _fields(job: JobRecord) -> list[Any]:
@@ -116,12 +122,17 @@ class RedisJobStore:
             "lane", job.lane, "due_at", "" if job.due_at is None else repr(job.due_at),
             "timeout_s", "" if job.timeout_s is None else repr(job.timeout_s),
             "callback_url", job.callback_url or "",
+            "next_attempt_at", "" if job.next_attempt_at is None else repr(job.next_attempt_at),
+            "attempt_errors", json.dumps(
+                [error.model_dump(mode="json") for error in job.attempt_errors]
+            ),
         ]  # fmt: skip
 
     async def submit(
         self, job: JobRecord, message: bytes, stream: str, key: IdempotencyKey | None = None
     ) -> Submitted:
-        """Store the job and add its stream entry in one script (safe to resend)."""
+        """Store the job and add its entry to ``stream`` (its lane's), or to the delayed set
+        when it is due later, in one script (safe to resend)."""
         ttl = max(1, int(job.expires_at - job.created_at) + 1)
         args = [
             job.id, job.tenant, job.kind, job.status.value, repr(job.expires_at), message,
@@ -152,7 +163,7 @@ class RedisJobStore:
         return CancelOutcome(answer)
 
     async def retry(self, job_id: str, budget: int) -> RetryOutcome:
-        answer = await self._retry(keys=[self.keys.prefix, self.keys.stream], args=[job_id, budget])
+        answer = await self._retry(keys=[self.keys.prefix], args=[job_id, budget])
         return RetryOutcome(answer)
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
@@ -203,11 +214,16 @@ class RedisJobStore:
         records = [_record(fields) for fields in rows if fields]
         return records, (page[-1] if len(ids) > query.limit else None)
 
-    async def begin_attempt(self, job_id: str, now: float, holder: str = "") -> Admitted:
+    async def begin_attempt(
+        self, job_id: str, now: float, holder: str = "", token: str | int = ""
+    ) -> Admitted:
         """``holder`` names the hand-out: asked again by the same hand-out (redis-py resent
-        it after a lost reply), the answer is the same fencing token."""
+        it after a lost reply), the answer is the same fencing token. ``token`` is the
+        delivered message's: a stale copy of the job's message is dropped."""
         admit = call_script(
-            self._admit, [self.keys.prefix], [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder]
+            self._admit,
+            [self.keys.prefix],
+            [job_id, repr(now), _WORKER_LOST, _EXPIRED, holder, str(token)],
         )
         verdict, fence = await self.batch.run(admit)
         return Admitted(Admission(verdict), int(fence))
@@ -233,6 +249,17 @@ class RedisJobStore:
             [job_id, repr(now), status.value, _dump(result), _dump(error), fence],
         )
         return bool(await self.batch.run(record))
+
+    async def schedule_retry(
+        self, job_id: str, fence: int, now: float, error: JobError, due_at: float
+    ) -> JobStatus | None:
+        record = call_script(
+            self._schedule_retry,
+            [self.keys.prefix],
+            [job_id, repr(now), error.model_dump_json(), repr(due_at), fence],
+        )
+        answer = await self.batch.run(record)
+        return None if answer == "lost" else JobStatus(answer)
 
     async def release(self, job_id: str, fence: int) -> bool:
         return bool(await self._release(keys=[self.keys.prefix], args=[job_id, fence]))
@@ -270,7 +297,7 @@ class RedisJobStore:
 
     async def sweep(self, now: float) -> SweepReport:
         report = SweepReport()
-        keys = [self.keys.prefix, self.keys.stream]
+        keys = [self.keys.prefix]
         async for job_id in self.redis.zscan_iter(self.keys.unfinished):
             job_id = job_id[0] if isinstance(job_id, tuple) else job_id
             outcome = await self._sweep(keys=keys, args=[job_id, repr(now), _WORKER_LOST])

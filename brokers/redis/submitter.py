@@ -26,7 +26,8 @@ class RedisJobSubmitter:
         """The script refuses to create a job twice, so redis-py may safely resend it; when
         no reply comes at all, whether the job was stored is found out before answering."""
         try:
-            return await self.store.submit(job, message.message, self.broker.queue_name, key)
+            stream = self.broker.keys.lane_stream(job.lane)
+            return await self.store.submit(job, message.message, stream, key)
         except UNAVAILABLE:
             if not await self._stored(job.id):
                 raise

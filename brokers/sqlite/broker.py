@@ -39,7 +39,9 @@ again (another live worker knows the task: a rolling deploy)."""
 class DeliveryGate(Protocol):
     """Decides, inside the hand-out's transaction, whether a delivered job should run."""
 
-    def admit_in(self, conn: sqlite3.Connection, job_id: str, now: float) -> Admitted: ...
+    def admit_in(
+        self, conn: sqlite3.Connection, job_id: str, now: float, token: int = 0
+    ) -> Admitted: ...
 
     def release_in(self, conn: sqlite3.Connection, job_id: str, fence: int) -> bool: ...
 
@@ -54,6 +56,8 @@ class _Held:
 
     deliveries: int
     task_id: str
+    token: int = 0
+    """The row's message token (see SqliteJobStore.admit_in)."""
     fence: int | None = None
     """The job's fencing token once admitted; None for plain TaskiQ messages."""
     handed_out: bool = False
@@ -182,12 +186,12 @@ class SqliteBroker(AsyncBroker):
                         "deliveries = deliveries + 1 "
                         "WHERE seq = (SELECT seq FROM queue WHERE lane = ? AND visible_at <= ? "
                         "ORDER BY visible_at, seq LIMIT 1) "
-                        "RETURNING seq, deliveries, task_id, payload",
+                        "RETURNING seq, deliveries, task_id, payload, token",
                         (now + self.lease_seconds, self.consumer_id, lane, now),
                     ).fetchone()
                     if row is None:
                         break
-                    seq, deliveries, task_id, raw = row
+                    seq, deliveries, task_id, raw, token = row
                     payload = bytes(raw)
                     mine = self._held.get(seq)
                     if mine is not None:
@@ -195,10 +199,10 @@ class SqliteBroker(AsyncBroker):
                         # already, so keep it (under its new delivery) and do not run it twice.
                         mine.deliveries = deliveries
                         continue
-                    held = _Held(deliveries, task_id)
+                    held = _Held(deliveries, task_id, token)
                     if budget > 0 and self._starts_here(payload):
                         assert self.gate is not None
-                        admitted = self.gate.admit_in(conn, task_id, now)
+                        admitted = self.gate.admit_in(conn, task_id, now, token)
                         if admitted.admission is Admission.DROP:
                             conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
                             continue
@@ -252,9 +256,7 @@ class SqliteBroker(AsyncBroker):
                 self._refuse(seq, deliveries, task_id, screened, now)
                 return None
         if self.gate is not None:
-            admitted = await self.group.write(
-                partial(self._admit_in, seq, deliveries, task_id, now)
-            )
+            admitted = await self.group.write(partial(self._admit_in, seq, held, now))
             if admitted is None or admitted.admission is Admission.DROP:
                 self._held.pop(seq, None)
                 return None
@@ -265,17 +267,17 @@ class SqliteBroker(AsyncBroker):
         return AckableMessage(data=payload, ack=partial(self._ack, seq, held))
 
     def _admit_in(
-        self, seq: int, deliveries: int, task_id: str, now: float, conn: sqlite3.Connection
+        self, seq: int, held: _Held, now: float, conn: sqlite3.Connection
     ) -> Admitted | None:
         """Start the job if this process still holds its row; None if it does not."""
         assert self.gate is not None
         still_ours = conn.execute(
             "UPDATE queue SET visible_at = ? WHERE seq = ? AND deliveries = ? AND lease_owner = ?",
-            (now + self.lease_seconds, seq, deliveries, self.consumer_id),
+            (now + self.lease_seconds, seq, held.deliveries, self.consumer_id),
         ).rowcount
         if not still_ours:
             return None
-        admitted = self.gate.admit_in(conn, task_id, now)
+        admitted = self.gate.admit_in(conn, held.task_id, now, held.token)
         if admitted.admission is Admission.DROP:
             conn.execute("DELETE FROM queue WHERE seq = ?", (seq,))
         return admitted

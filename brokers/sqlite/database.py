@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS queue (
     payload      BLOB    NOT NULL,
     visible_at   REAL    NOT NULL,
     lease_owner  TEXT,
-    deliveries   INTEGER NOT NULL DEFAULT 0
+    deliveries   INTEGER NOT NULL DEFAULT 0,
+    token        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (lane, visible_at, seq);
 
@@ -49,7 +50,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     lane          TEXT    NOT NULL DEFAULT 'interactive',
     due_at        REAL,
     timeout_s     REAL,
-    callback_url  TEXT
+    callback_url  TEXT,
+    attempt_errors TEXT,
+    next_attempt_at REAL,
+    message_token INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
@@ -111,6 +115,14 @@ MIGRATIONS = (
     ("jobs", "due_at", "ALTER TABLE jobs ADD COLUMN due_at REAL"),
     ("jobs", "timeout_s", "ALTER TABLE jobs ADD COLUMN timeout_s REAL"),
     ("jobs", "callback_url", "ALTER TABLE jobs ADD COLUMN callback_url TEXT"),
+    ("jobs", "attempt_errors", "ALTER TABLE jobs ADD COLUMN attempt_errors TEXT"),
+    ("jobs", "next_attempt_at", "ALTER TABLE jobs ADD COLUMN next_attempt_at REAL"),
+    (
+        "jobs",
+        "message_token",
+        "ALTER TABLE jobs ADD COLUMN message_token INTEGER NOT NULL DEFAULT 0",
+    ),
+    ("queue", "token", "ALTER TABLE queue ADD COLUMN token INTEGER NOT NULL DEFAULT 0"),
 )
 """Columns added after the first release: (table, column, statement adding it)."""
 

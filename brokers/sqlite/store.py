@@ -21,13 +21,19 @@ from brokers.contract import (
 )
 from brokers.sqlite.database import Database
 from brokers.sqlite.group_commit import GroupCommit
-from schemas.jobs import JobError, JobResult, JobStatus, Progress
+from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
     "id, tenant, kind, status, request, progress, attempts, max_attempts, created_at, "
     "started_at, finished_at, expires_at, error, result, files_purged, cancel_requested, "
-    "lane, due_at, timeout_s, callback_url"
+    "lane, due_at, timeout_s, callback_url, attempt_errors, next_attempt_at"
 )
+_APPEND_ERROR = (
+    "json_insert(coalesce(attempt_errors, '[]'), '$[#]', "
+    "json_set(json(?), '$.attempt', attempts, '$.at', ?, '$.retry_at', ?))"
+)
+"""attempt_errors with one more (params: the error's JSON, when, the next attempt's due
+time or None); ``attempts`` is the failed attempt's number, as the row holds it."""
 _STARTABLE = ("queued", "retrying", "running")
 _TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -39,7 +45,8 @@ def _dump(model: JobError | JobResult | Progress | None) -> str | None:
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
     (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
      started_at, finished_at, expires_at, error, result, files_purged,
-     cancel_requested, lane, due_at, timeout_s, callback_url) = row  # fmt: skip
+     cancel_requested, lane, due_at, timeout_s, callback_url, attempt_errors,
+     next_attempt_at) = row  # fmt: skip
     return JobRecord(
         id=job_id,
         tenant=tenant,
@@ -61,7 +68,17 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         due_at=due_at,
         timeout_s=timeout_s,
         callback_url=callback_url,
+        attempt_errors=[AttemptError.model_validate(item) for item in json.loads(attempt_errors)]
+        if attempt_errors
+        else [],
+        next_attempt_at=next_attempt_at,
     )
+
+
+def _errors_json(errors: list[AttemptError]) -> str | None:
+    if not errors:
+        return None
+    return json.dumps([error.model_dump(mode="json") for error in errors])
 
 
 class SqliteJobStore:
@@ -78,13 +95,14 @@ class SqliteJobStore:
     @staticmethod
     def insert(conn: sqlite3.Connection, job: JobRecord) -> None:
         conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES ({','.join('?' * 21)})",
+            f"INSERT INTO jobs ({_COLUMNS}, message) VALUES ({','.join('?' * 23)})",
             (
                 job.id, job.tenant, job.kind, job.status.value, json.dumps(job.request),
                 _dump(job.progress), job.attempts, job.max_attempts, job.created_at,
                 job.started_at, job.finished_at, job.expires_at, _dump(job.error),
                 _dump(job.result), int(job.files_purged), int(job.cancel_requested), job.lane,
-                job.due_at, job.timeout_s, job.callback_url, job.message,
+                job.due_at, job.timeout_s, job.callback_url, _errors_json(job.attempt_errors),
+                job.next_attempt_at, job.message,
             ),
         )  # fmt: skip
 
@@ -115,26 +133,33 @@ class SqliteJobStore:
         next_cursor = records[-1].id if len(rows) > query.limit else None
         return records, next_cursor
 
-    async def begin_attempt(self, job_id: str, now: float) -> Admitted:
+    async def begin_attempt(self, job_id: str, now: float, token: int = 0) -> Admitted:
         with self.database.transaction() as conn:
-            return self.admit_in(conn, job_id, now)
+            return self.admit_in(conn, job_id, now, token)
 
     @staticmethod
-    def admit_in(conn: sqlite3.Connection, job_id: str, now: float) -> Admitted:
+    def admit_in(conn: sqlite3.Connection, job_id: str, now: float, token: int = 0) -> Admitted:
+        """``token`` is the delivered queue row's: a row whose token is not the job's current
+        one is a stale copy (a retry or the sweeper queued a newer message) and is dropped
+        without touching the job, so it can neither start the job early nor run it twice."""
         started = conn.execute(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, "
-            "started_at = ? WHERE id = ? AND status IN (?, ?, ?) AND attempts < max_attempts "
-            "AND expires_at > ? AND cancel_requested = 0 RETURNING fence",
-            (now, job_id, *_STARTABLE, now),
+            "started_at = ?, next_attempt_at = NULL WHERE id = ? AND status IN (?, ?, ?) "
+            "AND attempts < max_attempts AND expires_at > ? AND cancel_requested = 0 "
+            "AND message_token = ? RETURNING fence",
+            (now, job_id, *_STARTABLE, now, token),
         ).fetchone()
         if started is not None:
             return Admitted(Admission.RUN, int(started[0]))
         row = conn.execute(
-            "SELECT status, expires_at, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+            "SELECT status, expires_at, cancel_requested, message_token FROM jobs WHERE id = ?",
+            (job_id,),
         ).fetchone()
         if row is None:
             return Admitted(Admission.NOT_A_JOB)
-        status, expires_at, cancel_requested = row
+        status, expires_at, cancel_requested, current = row
+        if current != token:
+            return Admitted(Admission.DROP)
         if status in _STARTABLE and cancel_requested:
             conn.execute(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
@@ -170,11 +195,17 @@ class SqliteJobStore:
             status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
 
         def record(conn: sqlite3.Connection) -> bool:
+            errors = "attempt_errors" if error is None else _APPEND_ERROR
             row = conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? "
+                f"UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ?, "
+                f"next_attempt_at = NULL, attempt_errors = {errors} "
                 "WHERE id = ? AND status = 'running' AND fence = ? RETURNING id",
-                (status.value, now, _dump(result), _dump(error), job_id, fence),
-            ).fetchone()
+                (
+                    status.value, now, _dump(result), _dump(error),
+                    *(() if error is None else (_dump(error), now, None)),
+                    job_id, fence,
+                ),
+            ).fetchone()  # fmt: skip
             if row is None:  # recorded already by this attempt?
                 row = conn.execute(
                     "SELECT 1 FROM jobs WHERE id = ? AND status = ? AND fence = ?",
@@ -183,6 +214,64 @@ class SqliteJobStore:
             return row is not None
 
         return await self.group.write(record)
+
+    async def schedule_retry(
+        self, job_id: str, fence: int, now: float, error: JobError, due_at: float
+    ) -> JobStatus | None:
+        def record(conn: sqlite3.Connection) -> JobStatus | None:
+            return self.schedule_retry_in(conn, job_id, fence, now, error, due_at)
+
+        return await self.group.write(record)
+
+    @staticmethod
+    def schedule_retry_in(
+        conn: sqlite3.Connection,
+        job_id: str,
+        fence: int,
+        now: float,
+        error: JobError,
+        due_at: float,
+    ) -> JobStatus | None:
+        """The job's status change and its next queue row (visible at ``due_at``, with a new
+        token) in the caller's transaction; see JobStore.schedule_retry."""
+        described = error.model_dump_json()
+        row = conn.execute(
+            f"UPDATE jobs SET status = 'retrying', error = ?, next_attempt_at = ?, "
+            f"message_token = message_token + 1, attempt_errors = {_APPEND_ERROR} "
+            "WHERE id = ? AND status = 'running' AND fence = ? AND cancel_requested = 0 "
+            "AND attempts < max_attempts AND message IS NOT NULL "
+            "RETURNING message, lane, message_token",
+            (described, due_at, described, now, due_at, job_id, fence),
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                "INSERT INTO queue (task_id, lane, payload, visible_at, token) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (job_id, row[1], row[0], due_at, row[2]),
+            )
+            return JobStatus.RETRYING
+        held = conn.execute(
+            "SELECT status, cancel_requested FROM jobs WHERE id = ? AND fence = ?",
+            (job_id, fence),
+        ).fetchone()
+        if held is None:
+            return None
+        if held[0] == JobStatus.RETRYING.value:
+            return JobStatus.RETRYING  # recorded already by this attempt
+        if held[0] != JobStatus.RUNNING.value:
+            return None
+        # Running still, but it may not run again: it was cancelled, or has no attempt or
+        # message left.
+        final = JobStatus.CANCELLED if held[1] else JobStatus.FAILED
+        conn.execute(
+            f"UPDATE jobs SET status = ?, finished_at = ?, error = ?, next_attempt_at = NULL, "
+            f"attempt_errors = {_APPEND_ERROR} WHERE id = ?",
+            (
+                final.value, now, None if held[1] else described, described, now, None,
+                job_id,
+            ),
+        )  # fmt: skip
+        return final
 
     async def release(self, job_id: str, fence: int) -> bool:
         with self.database.transaction() as conn:
@@ -236,24 +325,23 @@ class SqliteJobStore:
         with self.database.transaction() as conn:
             row = conn.execute(
                 "UPDATE jobs SET status = 'queued', error = NULL, finished_at = NULL, "
-                "cancel_requested = 0, progress = NULL, max_attempts = attempts + ? "
+                "cancel_requested = 0, progress = NULL, max_attempts = attempts + ?, "
+                "next_attempt_at = NULL, message_token = message_token + 1 "
                 "WHERE id = ? AND status IN ('failed', 'cancelled') AND message IS NOT NULL "
-                "RETURNING message, lane",
+                "RETURNING message, lane, message_token",
                 (budget, job_id),
             ).fetchone()
             if row is None:
                 found = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 return RetryOutcome.NOT_FOUND if found is None else RetryOutcome.NOT_RETRYABLE
-            # A job cancelled while queued may still have its message (no worker dropped it
-            # yet): that one runs it now; a second would run it twice.
-            waiting = conn.execute(
-                "SELECT 1 FROM queue WHERE task_id = ? LIMIT 1", (job_id,)
-            ).fetchone()
-            if waiting is None:
-                conn.execute(
-                    "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                    (job_id, row[1], row[0], 0),
-                )
+            # Always a new message under a new token: an older row still in the queue (a
+            # job cancelled while queued; a worker's finished row not yet acked) is a stale
+            # copy that admission drops, so the job runs once and is never left without one.
+            conn.execute(
+                "INSERT INTO queue (task_id, lane, payload, visible_at, token) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (job_id, row[1], row[0], 0, row[2]),
+            )
         return RetryOutcome.RETRIED
 
     async def withdraw(self, job_id: str, now: float, error: JobError) -> bool:
@@ -304,14 +392,15 @@ class SqliteJobStore:
         with self.database.transaction() as conn:
             # The queue holds only unfinished work, so reading its task ids is cheaper than
             # an index on it that every submit and ack would pay for.
-            queued = {row[0] for row in conn.execute("SELECT task_id FROM queue")}
+            # Only a row with the job's current token runs it; older ones are stale copies.
+            queued = set(conn.execute("SELECT task_id, token FROM queue"))
             unfinished = conn.execute(
-                "SELECT id, attempts, max_attempts, message, cancel_requested, lane FROM jobs "
-                "WHERE status IN (?, ?, ?)",
+                "SELECT id, attempts, max_attempts, message, cancel_requested, lane, "
+                "message_token FROM jobs WHERE status IN (?, ?, ?)",
                 _STARTABLE,
             ).fetchall()
-            orphans = [row for row in unfinished if row[0] not in queued]
-            for job_id, attempts, max_attempts, message, cancel_requested, lane in orphans:
+            orphans = [row for row in unfinished if (row[0], row[6]) not in queued]
+            for job_id, attempts, max_attempts, message, cancel_requested, lane, _ in orphans:
                 if cancel_requested:
                     conn.execute(
                         "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
@@ -327,10 +416,15 @@ class SqliteJobStore:
                     )
                     report.failed.append(job_id)
                     continue
-                conn.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+                token = conn.execute(
+                    "UPDATE jobs SET status = 'queued', message_token = message_token + 1 "
+                    "WHERE id = ? RETURNING message_token",
+                    (job_id,),
+                ).fetchone()[0]
                 conn.execute(
-                    "INSERT INTO queue (task_id, lane, payload, visible_at) VALUES (?, ?, ?, ?)",
-                    (job_id, lane, message, now),
+                    "INSERT INTO queue (task_id, lane, payload, visible_at, token) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (job_id, lane, message, now, token),
                 )
                 report.requeued.append(job_id)
         return report
