@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -62,6 +64,11 @@ class CpuPool:
         if self._pool is None or not self._pool.active:
             if self._pool is not None:  # broken (e.g. its manager died): start another
                 self._pool.stop()  # type: ignore[no-untyped-call]
+            # `taskiq worker` imports task modules with the working directory on sys.path,
+            # then takes it off; a pool process, started with the worker's sys.path, could
+            # then not import a step's module from there.
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
             context = multiprocessing.get_context(START_METHOD)
             self._pool = ProcessPool(max_workers=self.workers, context=context)
         return self._pool

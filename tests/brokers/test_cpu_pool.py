@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from brokers.cpu_pool import POOL_PROCESS_NAME, CpuPool, CpuStepDied
+from schemas.qr import QrOptions
+from tasks.qr_render import render_within_limits
 from tests.support.cpu_work import double, spin_forever, whoami
 from tests.support.pids import wait_for_pid, wait_gone
 
@@ -70,3 +72,11 @@ async def test_steps_cut_short_by_close_are_handed_back_not_failed(
         await pool.run(double, 1)
     pool.reopen()
     assert await pool.run(double, 3) == 6
+
+
+async def test_rendering_a_qr_code_in_the_pool_does_not_import_the_broker(pool: CpuPool) -> None:
+    """tasks/__init__ registers no tasks in a pool process, so the QR step stays light."""
+    rendered = await pool.run(render_within_limits, QrOptions(data="light"), 4_000_000)
+    assert rendered.content.startswith(b"\x89PNG")
+    me = await pool.run(whoami)  # the same (only) pool process
+    assert me["offload_modules"] == [], me

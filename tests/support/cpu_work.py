@@ -20,12 +20,14 @@ def spin_forever(pid_file: str) -> None:
 
 
 def whoami() -> dict[str, object]:
-    """What the pool process running this is: its pid, name and what it has imported."""
+    """What the pool process running this is: its pid, its name, and whether it imported
+    the broker or the service (a `taskiq worker`'s pool imports its main script, the
+    taskiq CLI, as every spawned process imports its parent's main module)."""
     loaded = sorted({name.split(".")[0] for name in sys.modules})
     return {
         "pid": os.getpid(),
         "name": multiprocessing.current_process().name,
-        "offload_modules": [name for name in loaded if name in ("brokers", "service", "taskiq")],
+        "offload_modules": [name for name in loaded if name in ("brokers", "service")],
     }
 
 
