@@ -163,11 +163,12 @@ async def test_a_job_over_its_timeout_fails_as_timeout_and_frees_its_slot(
 ) -> None:
     worker = system.worker()
     pid_file = tmp_path / "spin.pid"
-    task, request = {
+    chosen: dict[str, tuple[Any, dict[str, Any]]] = {
         "async": (silent_sleep, {"seconds": 600}),
         "cpu": (cpu_spin, {"pid_file": str(pid_file)}),
         "sync": (sync_sleep, {"seconds": 30}),
-    }[work]
+    }
+    task, request = chosen[work]
     over = await system.submit(task, request, timeout_s=1.0, max_attempts=1)
     await wait_for_job(system.client, over, {"running"})
     behind = await system.submit(silent_sleep, {"seconds": 0})
