@@ -43,9 +43,10 @@ class Stack:
     backend: Backend
     client: httpx.AsyncClient
 
-    def worker(self, name: str = "worker") -> Proc:
+    def worker(self, name: str = "worker", *options: str) -> Proc:
         argv = [str(BIN_DIR / "taskiq"), "worker", "brokers:broker", "tasks"]
         argv += ["tests.support.stop_tasks", "--workers", "1", "--max-async-tasks", "1"]
+        argv += options
         proc = self.processes.start(name, argv)
         self.processes.wait_for_log(proc, TASKIQ_LISTENING)
         return proc
@@ -201,6 +202,24 @@ async def test_a_job_cancelled_between_two_attempts_never_runs_again(system: Sta
     assert job["attempts"] == 1, job
     assert job_log_line(job_id, "running") not in second.log()
     assert second.alive()
+
+
+async def test_a_cpu_step_cut_short_by_a_shutdown_is_handed_back_not_failed(
+    system: Stack, tmp_path: Path
+) -> None:
+    """SIGTERM still hands running jobs back (they run again), CPU steps included: the
+    pool's process is killed with the worker, and the job is neither failed nor cancelled."""
+    worker = system.worker("worker", "--wait-tasks-timeout", "0.5")
+    pid_file = tmp_path / "spin.pid"
+    job_id = await system.submit(cpu_spin, {"pid_file": str(pid_file)})
+    pid = await wait_for_pid(pid_file)
+    system.processes.terminate(worker, timeout=30)
+    await wait_gone(pid)
+    job = await system.job(job_id)
+    system.processes.check(job["status"] == "queued", f"not handed back: {job}")
+    assert job["error"] is None and job["finished_at"] is None, job
+    assert job_log_line(job_id, "failed") not in worker.log()
+    assert job_log_line(job_id, "cancelled") not in worker.log()
 
 
 async def test_the_watcher_outlives_a_redis_outage(processes: Processes, tmp_path: Path) -> None:
