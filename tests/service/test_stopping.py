@@ -22,7 +22,7 @@ from schemas.jobs import JobKind, JobOptions
 from service.submission import submit
 from tests.support.jobs import wait_for_job
 from tests.support.pids import wait_for_pid, wait_gone
-from tests.support.stop_tasks import cpu_spin, silent_sleep
+from tests.support.stop_tasks import cpu_spin, silent_sleep, sync_sleep
 
 released: dict[str, asyncio.Event] = {}
 
@@ -123,3 +123,14 @@ async def test_a_cpu_step_over_its_timeout_is_killed_and_fails_as_timeout(
     job = await wait_for_job(client, job_id, timeout=15)
     assert job["status"] == "failed" and job["error"]["type"] == "timeout", job
     await wait_gone(pid)
+
+
+async def test_a_plain_function_is_cancelled_and_freed_though_its_thread_runs_on(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    """Its thread cannot be stopped, but the job ends cancelled and its slot is free."""
+    job_id = await start(any_backend, sync_sleep, {"seconds": 8})
+    await wait_for_job(client, job_id, {"running"})
+    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 202
+    job = await wait_for_job(client, job_id, timeout=6)  # before the function returns
+    assert job["status"] == "cancelled", job
