@@ -4,10 +4,14 @@ A thread cannot be stopped; a process can. Cancelling a step's future kills the 
 running it and the pool starts another in its place, so a job cancelled (or over its time
 limit) inside a step that never returns frees its CPU and its worker slot.
 
-The pool's processes are started with ``forkserver``, never ``fork``: a forked child would
-share the worker's Redis sockets and SQLite handles and inherit its heartbeat. They import
-only the module of the function they run (``tasks/__init__`` registers no tasks in them),
-so they never build a broker, start a server or renew a lease.
+The pool's processes are started with ``spawn``, never ``fork``: a forked child would
+share the worker's Redis sockets and SQLite handles and inherit its heartbeat. Not
+``forkserver`` either: its server outlives a worker killed with ``kill -9`` for as long as
+any of its children runs (each holds the server's "alive" pipe), so it cannot take a
+spinning step down with it; a spawned process is the worker's own child and dies with it
+(service/cpu_process.py). They import only the module of the function they run
+(``tasks/__init__`` registers no tasks in them), so they never build a broker, start a
+server or renew a lease.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pebble import ProcessExpired, ProcessPool
 from pebble.pool.process import WORKERS_NAME
 
 from brokers.lifecycle import JobFailure
+from service.cpu_process import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,7 @@ T = TypeVar("T")
 
 POOL_PROCESS_NAME = WORKERS_NAME
 """What ``multiprocessing.current_process().name`` is in a pool process (tasks/__init__)."""
-START_METHOD = "forkserver"
+START_METHOD = "spawn"
 
 
 class CpuStepDied(JobFailure):
@@ -70,7 +75,9 @@ class CpuPool:
             if os.getcwd() not in sys.path:
                 sys.path.append(os.getcwd())
             context = multiprocessing.get_context(START_METHOD)
-            self._pool = ProcessPool(max_workers=self.workers, context=context)
+            self._pool = ProcessPool(
+                max_workers=self.workers, context=context, initializer=die_with_parent
+            )
         return self._pool
 
     def schedule(self, fn: Callable[P, T], *args: Any) -> Future[T]:

@@ -19,15 +19,19 @@ def spin_forever(pid_file: str) -> None:
         count += 1
 
 
+HEAVY = ("brokers", "service.app", "taskiq_fastapi", "redis")
+"""What a pool process must not import: the broker (whose import builds a backend), the app,
+their clients. (Not fastapi: the `taskiq` CLI, a main module, imports it.)"""
+
+
 def whoami() -> dict[str, object]:
-    """What the pool process running this is: its pid, its name, and whether it imported
-    the broker or the service (a `taskiq worker`'s pool imports its main script, the
-    taskiq CLI, as every spawned process imports its parent's main module)."""
-    loaded = sorted({name.split(".")[0] for name in sys.modules})
+    """What the pool process running this is: its pid, its name, and which of :data:`HEAVY`
+    it imported. A spawned process imports its parent's main module: for `taskiq worker`,
+    the taskiq CLI; for `offload worker`, service/cli.py."""
     return {
         "pid": os.getpid(),
         "name": multiprocessing.current_process().name,
-        "offload_modules": [name for name in loaded if name in ("brokers", "service")],
+        "offload_modules": [name for name in HEAVY if name in sys.modules],
     }
 
 

@@ -8,6 +8,8 @@ The API runs in the test process (without a worker of its own) on the workers' b
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -220,6 +222,20 @@ async def test_a_cpu_step_cut_short_by_a_shutdown_is_handed_back_not_failed(
     assert job["error"] is None and job["finished_at"] is None, job
     assert job_log_line(job_id, "failed") not in worker.log()
     assert job_log_line(job_id, "cancelled") not in worker.log()
+
+
+async def test_a_pool_process_dies_with_its_worker_even_on_kill_9(
+    system: Stack, tmp_path: Path
+) -> None:
+    """Otherwise a step that never returns would spin on, orphaned, after the worker died."""
+    manager = system.worker()
+    system.processes.wait_for_log(manager, "Started process worker-0 with pid ")
+    worker_pid = int(manager.log().split("Started process worker-0 with pid ")[1].split()[0])
+    pid_file = tmp_path / "spin.pid"
+    await system.submit(cpu_spin, {"pid_file": str(pid_file)})
+    pool_pid = await wait_for_pid(pid_file)
+    os.kill(worker_pid, signal.SIGKILL)  # the worker process alone, not its group
+    await wait_gone(pool_pid)
 
 
 async def test_the_watcher_outlives_a_redis_outage(processes: Processes, tmp_path: Path) -> None:
