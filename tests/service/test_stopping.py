@@ -18,9 +18,9 @@ import pytest
 from brokers import broker
 from brokers.factory import Backend
 from brokers.stopping import JobStopper
-from schemas.jobs import JobKind, JobOptions
+from schemas.jobs import JobKind, JobOptions, JobStatus
 from service.submission import submit
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import store_job, wait_for_job
 from tests.support.pids import wait_for_pid, wait_gone
 from tests.support.stop_tasks import cpu_spin, silent_sleep, sync_sleep
 
@@ -134,3 +134,14 @@ async def test_a_plain_function_is_cancelled_and_freed_though_its_thread_runs_on
     assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 202
     job = await wait_for_job(client, job_id, timeout=6)  # before the function returns
     assert job["status"] == "cancelled", job
+
+
+async def test_a_job_waiting_between_two_attempts_is_cancelled_at_once(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    """A job ``retrying`` (its last attempt failed, the next one not yet due) runs nowhere:
+    it is cancelled on the spot and never runs again."""
+    waiting = await store_job(any_backend, status=JobStatus.RETRYING)
+    response = await client.post(f"/v1/jobs/{waiting.id}/cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled" and response.json()["finished_at"]
