@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -241,6 +242,10 @@ class JobStore(Protocol):
 
     async def cancel(self, job_id: str, now: float) -> CancelOutcome:
         """Cancel a job that has not started; ask a running one to stop (see CancelOutcome)."""
+        ...
+
+    async def cancels_requested(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of these jobs (those a worker process runs) have a cancel asked: one read."""
         ...
 
     async def retry(self, job_id: str, budget: int) -> RetryOutcome:

@@ -35,6 +35,7 @@ from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedge
 from brokers.sqlite.store import SqliteJobStore
 from brokers.sqlite.submitter import SqliteJobSubmitter
 from brokers.sqlite.workers import SqliteWorkerRegistry
+from brokers.stopping import JobStopper
 from service.settings import Settings
 
 BACKEND_STATE_KEY = "offload_backend"
@@ -54,6 +55,8 @@ class Backend:
     redis: Redis | None = None
     unavailable_errors: tuple[type[Exception], ...] = (OSError,)
     """Errors that mean "the backend cannot be reached now": the API answers 503."""
+    stopper: JobStopper | None = None
+    """Stops this process's cancelled jobs and runs their CPU steps (brokers/stopping.py)."""
 
     def __post_init__(self) -> None:
         setattr(self.broker.state, BACKEND_STATE_KEY, self)
@@ -92,6 +95,16 @@ def build_backend(settings: Settings) -> Backend:
     return _build_redis(settings)
 
 
+def _stopper(store: JobStore, settings: Settings) -> JobStopper:
+    """After the lifecycle middleware, so its post_execute runs first (see brokers/stopping)."""
+    return JobStopper(
+        store,
+        poll_seconds=settings.cancel_poll_seconds,
+        grace_seconds=settings.cancel_grace_seconds,
+        cpu_workers=settings.cpu_workers,
+    )
+
+
 def _build_sqlite(settings: Settings) -> Backend:
     database = Database(settings.sqlite_path)
     group = GroupCommit(database)
@@ -108,7 +121,10 @@ def _build_sqlite(settings: Settings) -> Backend:
     broker.screen = MessageScreen(broker, registry, live_within=settings.lease_seconds)
     broker.with_result_backend(
         JobOutcomesInStore(SqliteResultBackend(database, ttl_seconds=settings.job_ttl_seconds))
-    ).with_middlewares(JobLifecycleMiddleware(store, unavailable=(sqlite3.OperationalError,)))
+    ).with_middlewares(
+        JobLifecycleMiddleware(store, unavailable=(sqlite3.OperationalError,)),
+        stopper := _stopper(store, settings),
+    )
     ledger = SqliteTickLedger(database)
     return Backend(
         settings=settings,
@@ -122,6 +138,7 @@ def _build_sqlite(settings: Settings) -> Backend:
         ],
         database=database,
         unavailable_errors=(sqlite3.OperationalError, OSError),
+        stopper=stopper,
     )
 
 
@@ -160,7 +177,8 @@ def _build_redis(settings: Settings) -> Backend:
             )
         )
     ).with_middlewares(
-        JobLifecycleMiddleware(store, unavailable=(RedisConnectionError, RedisTimeoutError))
+        JobLifecycleMiddleware(store, unavailable=(RedisConnectionError, RedisTimeoutError)),
+        stopper := _stopper(store, settings),
     )
     ledger = RedisTickLedger(redis, keys)
     schedules = ListRedisScheduleSource(
@@ -178,4 +196,5 @@ def _build_redis(settings: Settings) -> Backend:
         ],
         redis=redis,
         unavailable_errors=(RedisConnectionError, RedisTimeoutError, OSError),
+        stopper=stopper,
     )

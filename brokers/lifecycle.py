@@ -31,6 +31,9 @@ logger = logging.getLogger("offload.jobs")
 JOB_KIND_LABEL = "offload_kind"
 FENCE_LABEL = "offload_fence"
 """Set on a job's message when it starts: the fencing token of the attempt that runs it."""
+STOPPED_LABEL = "offload_stopped"
+"""Set on a job's message when this process cancelled its task because a cancel was asked
+(brokers/stopping.py): it ends cancelled, where a task cut short by a shutdown is handed back."""
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -119,7 +122,8 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
             logger.warning("job %s ran without holding it; nothing recorded", job_id)
             return
         deliveries = self.deliveries
-        if isinstance(result.error, asyncio.CancelledError):
+        stopped = result.is_err and STOPPED_LABEL in message.labels
+        if isinstance(result.error, asyncio.CancelledError) and not stopped:
             # Cut short (shutdown, or the task's own cancel), not failed: it runs again.
             if deliveries is not None:
                 await self._try(lambda: deliveries.hand_back(job_id))
@@ -134,7 +138,9 @@ class JobLifecycleMiddleware(TaskiqMiddleware):
                 outcome = JobResult.model_validate(result.return_value)
             except ValidationError as invalid:
                 error = JobError(type="invalid_result", message=str(invalid), retryable=False)
-        if deliveries is not None and error is not None and self._not_the_jobs_fault(result):
+        if stopped:
+            error = JobError(type=JobCancelled.error_type, message="cancelled", retryable=False)
+        elif deliveries is not None and error is not None and self._not_the_jobs_fault(result):
             # A full disk or an unreachable backend: let the job come back after its lease,
             # when space may be free and the backend back, instead of failing it.
             deliveries.abandon(job_id)

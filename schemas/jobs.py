@@ -171,7 +171,8 @@ class Job(BaseModel):
     )
     cancel_requested: bool = Field(
         default=False,
-        description="A cancel was asked while the job ran: it stops at its next checkpoint.",
+        description="A cancel was asked while the job ran: it is being stopped (a job that "
+        "finished before the cancel reached it keeps its outcome).",
     )
     result: JobResult | None = None
     lane: Lane = Lane.INTERACTIVE

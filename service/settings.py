@@ -78,6 +78,27 @@ class Settings(BaseSettings):
         le=1000,
         description="Jobs one worker process runs at once.",
     )
+    cancel_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="After a cancel, how long a job inside a CPU step (run_cpu) gets to reach "
+        "a checkpoint before the process running the step is killed.",
+    )
+    cancel_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="How often each worker process asks the store, in one read, whether a "
+        "cancel was asked for any job it runs.",
+    )
+    cpu_workers: int = Field(
+        default_factory=_cores,
+        gt=0,
+        le=1000,
+        description="Processes in each worker process's pool for CPU steps (run_cpu); "
+        "default: the CPUs. Started on first use.",
+    )
     purge_cron: str = Field(
         default="*/5 * * * *",
         description="Cron expression for the maintenance job that purges expired jobs.",

@@ -81,6 +81,8 @@ async def submit(
     labels: dict[str, Any] = {JOB_KIND_LABEL: kind.value, "lane": job.lane}
     if due_at is not None:
         labels["delay"] = max(0.0, due_at - now)
+    if job.timeout_s is not None:
+        labels["timeout"] = job.timeout_s  # TaskiQ's own: bounds each attempt
     # The task's own kicker carries its labels (timeout, ...). taskiq's kiq() would send the
     # message itself and hide errors in SendTaskError; building the message here lets the job
     # and its message land in one transaction. ``_prepare_message`` is the one private taskiq

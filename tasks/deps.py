@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, NoReturn, cast
+from typing import Annotated, NoReturn, ParamSpec, TypeVar, cast
 
 from taskiq import Context, TaskiqDepends
 
@@ -19,9 +21,13 @@ from brokers.lifecycle import (
     is_out_of_space,
 )
 from brokers.progress import reporter_for
+from brokers.stopping import JobStopper
 from schemas.jobs import Progress, ResultFile
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 STORAGE_WAIT_SECONDS = 300.0
 """How long a job waits for disk space to store its result before it fails."""
@@ -77,6 +83,27 @@ class JobAttempt:
         reporter = reporter_for(self.backend.store, self.job_id, self.fence)
         if not await reporter.report(Progress(done=done, total=total, message=message)):
             await self._stop()
+
+    async def run_cpu(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a CPU-bound step ``fn(*args)`` in this worker's process pool, off the event
+        loop and where it can be stopped: past the job's time limit, or a grace period after
+        a cancel (OFFLOAD_CANCEL_GRACE_SECONDS), its process is killed. ``fn``, its arguments
+        and its result cross a process boundary: module-level, picklable, and best in a
+        module that does not import the broker (a pure one, like tasks/qr_render.py)."""
+        if kwargs:
+            fn_with_kwargs: Callable[..., T] = functools.partial(fn, **kwargs)
+            return await self._stopper().run_cpu(self._tracked_id, fn_with_kwargs, *args)
+        return await self._stopper().run_cpu(self._tracked_id, fn, *args)
+
+    @property
+    def _tracked_id(self) -> str | None:
+        return self.job_id if self.is_job else None
+
+    def _stopper(self) -> JobStopper:
+        stopper = self.backend.stopper
+        if stopper is None:
+            raise RuntimeError("this backend has no CPU pool (brokers.factory builds one)")
+        return stopper
 
     async def save_file(
         self, file_id: str, name: str, content: bytes, content_type: str

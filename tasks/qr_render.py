@@ -16,6 +16,7 @@ from schemas.qr import (
     QrFormat,
     QrOptions,
     check_qr_capacity,
+    check_qr_options,
     fit_qr,
     modules_for_version,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "check_qr_capacity",
     "modules_for_version",
     "render_qr",
+    "render_within_limits",
 ]
 
 _DARK_RUN = re.compile(b"\x01+")
@@ -163,3 +165,12 @@ def render_qr(options: QrOptions) -> RenderedFile:
     rows = _matrix(options.data, options.error_correction, options.border)
     render = _RENDERERS[options.format]
     return render(rows, options.scale, _rgba(options.dark), _rgba(options.light))
+
+
+def render_within_limits(options: QrOptions, max_png_pixels: int) -> RenderedFile:
+    """Check again what the API checked at submit: a job queued under a higher pixel limit
+    (or by a client that skipped the API) must not render beyond this worker's limit.
+
+    The QR job runs this in its worker's CPU pool: this module imports no broker."""
+    check_qr_options(options, max_png_pixels=max_png_pixels)
+    return render_qr(options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any, cast
 
@@ -161,6 +162,15 @@ class RedisJobStore:
     async def cancel(self, job_id: str, now: float) -> CancelOutcome:
         answer = await self._cancel(keys=[self.keys.prefix], args=[job_id, repr(now)])
         return CancelOutcome(answer)
+
+    async def cancels_requested(self, job_ids: Sequence[str]) -> set[str]:
+        if not job_ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "cancel_requested")
+            marks = await pipe.execute()
+        return {job_id for job_id, mark in zip(job_ids, marks, strict=True) if mark == "1"}
 
     async def retry(self, job_id: str, budget: int) -> RetryOutcome:
         answer = await self._retry(keys=[self.keys.prefix], args=[job_id, budget])

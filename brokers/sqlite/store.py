@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from brokers.contract import (
@@ -35,6 +36,8 @@ _APPEND_ERROR = (
 """attempt_errors with one more (params: the error's JSON, when, the next attempt's due
 time or None); ``attempts`` is the failed attempt's number, as the row holds it."""
 _STARTABLE = ("queued", "retrying", "running")
+_IDS_PER_QUERY = 500
+"""Bound parameters per query: well below SQLite's limit (32,766 since 3.32, 999 before)."""
 _TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -320,6 +323,18 @@ class SqliteJobStore:
                 (now, job_id),
             )
             return CancelOutcome.CANCELLED
+
+    async def cancels_requested(self, job_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        connection = self.database.connection
+        for start in range(0, len(job_ids), _IDS_PER_QUERY):
+            chunk = job_ids[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows = connection.execute(
+                f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN ({marks})", chunk
+            ).fetchall()
+            found.update(row[0] for row in rows)
+        return found
 
     async def retry(self, job_id: str, budget: int) -> RetryOutcome:
         with self.database.transaction() as conn:

@@ -247,7 +247,11 @@ async def get_job_result(
     operation_id="cancel_job",
     response_model=Job,
     responses={
-        202: {"model": Job, "description": "The job runs: it stops at its next checkpoint."},
+        202: {
+            "model": Job,
+            "description": "The job runs: it is stopped within a fraction of a second, or "
+            "after a grace period inside a CPU step; one that finishes first keeps its result.",
+        },
         **documented(
             InvalidJobIdError,
             JobNotFoundError,
@@ -260,8 +264,9 @@ async def get_job_result(
 async def cancel_job(
     job_id: JobId, backend: BackendDep, tenant: TenantDep, response: Response
 ) -> Job:
-    """Cancel a job: one that has not started never runs (200); a running one stops at its
-    next checkpoint (202). Cancelling a cancelled job is 200 again; a finished one, 409."""
+    """Cancel a job: one that has not started never runs (200); a running one is stopped
+    (202), its CPU steps after a grace period. Cancelling a cancelled job is 200 again; a
+    finished one, 409."""
     await _find(backend, tenant, job_id)
     outcome = await backend.store.cancel(job_id, time.time())
     if outcome is CancelOutcome.NOT_FOUND:

@@ -462,3 +462,27 @@ async def test_the_sweeper_ends_a_lost_job_with_a_cancel_requested_as_cancelled(
     await store.cancel(job_id, time.time())
     await store.sweep(time.time())
     assert await status_of(store, job_id) is JobStatus.CANCELLED
+
+
+async def test_cancels_requested_names_the_running_jobs_asked_to_stop(store: JobStore) -> None:
+    clock = Clock()
+    asked = await new_job(store, clock)
+    running = await new_job(store, clock)
+    queued = await new_job(store, clock)
+    await run(store, asked)
+    await run(store, running)
+    await store.cancel(asked, time.time())
+    await store.cancel(queued, time.time())  # cancelled at once, never asked to stop
+    unknown = "0" * 32
+    assert await store.cancels_requested([asked, running, queued, unknown]) == {asked}
+    assert await store.cancels_requested([]) == set()
+
+
+async def test_cancels_requested_reads_many_ids_at_once(store: JobStore) -> None:
+    """A worker with more jobs than SQLite takes parameters in one query still gets them all."""
+    clock = Clock()
+    job_ids = [await new_job(store, clock) for _ in range(1_200)]
+    for job_id in job_ids[::100]:
+        await run(store, job_id)
+        await store.cancel(job_id, time.time())
+    assert await store.cancels_requested(job_ids) == set(job_ids[::100])
