@@ -1,5 +1,8 @@
-"""Every task module, so ``taskiq worker brokers:broker tasks`` registers them all."""
+"""Every module here, found rather than listed: ``taskiq worker brokers:broker tasks``
+registers every task, and a new job kind is one new module (see tasks/kinds.py)."""
 
-from tasks import maintenance, qr
+import importlib
+import pkgutil
 
-__all__ = ["maintenance", "qr"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -10,15 +10,8 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, FloatObject, NameObject
 
-from schemas.qr import (
-    ErrorCorrection,
-    QrCapacityError,
-    QrFormat,
-    QrOptions,
-    check_qr_capacity,
-    fit_qr,
-    modules_for_version,
-)
+from schemas.qr import ErrorCorrection, QrFormat, QrOptions
+from tasks.qr_encoder import QrCapacityError, check_qr_capacity, fit_qr, modules_for_version
 
 __all__ = [
     "QrCapacityError",
