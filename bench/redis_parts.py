@@ -287,10 +287,9 @@ class RedisBench:
 
     @staticmethod
     async def submit(backend: Any, task: Any) -> Any:
-        from schemas.jobs import JobKind
         from service.submission import submit_job
 
-        return await submit_job(backend, task, tenant=TENANT, kind=JobKind.QR, request={})
+        return await submit_job(backend, task, tenant=TENANT, kind="qr", request={})
 
     @staticmethod
     def offload_done(client: Redis, backend: Any) -> int:

@@ -132,10 +132,9 @@ class Embedded:
 
     async def submit(self) -> Any:
         from bench.noop_tasks import noop
-        from schemas.jobs import JobKind
         from service.submission import submit_job
 
-        return await submit_job(self.backend, noop, tenant="bench", kind=JobKind.QR, request={})
+        return await submit_job(self.backend, noop, tenant="bench", kind="qr", request={})
 
 
 def worker_argv(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:

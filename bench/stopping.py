@@ -32,7 +32,7 @@ import httpx
 
 from brokers import backend, broker
 from brokers.cpu_pool import CpuPool
-from schemas.jobs import JobKind, JobResult
+from schemas.jobs import JobResult
 from schemas.qr import QrOptions
 from service.app import create_app
 from service.submission import submit_job
@@ -104,11 +104,7 @@ async def until(client: httpx.AsyncClient, job_id: str, status: str) -> None:
 async def drain(client: httpx.AsyncClient, task: Any, jobs: int) -> float:
     start = time.perf_counter()
     ids = [
-        (
-            await submit_job(
-                backend, task, tenant="local", kind=JobKind.QR, request=SMALL.model_dump()
-            )
-        ).id
+        (await submit_job(backend, task, tenant="local", kind="qr", request=SMALL.model_dump())).id
         for _ in range(jobs)
     ]
     for job_id in ids:
@@ -120,7 +116,7 @@ async def cancels(client: httpx.AsyncClient, count: int) -> list[float]:
     took = []
     for _ in range(count):
         record = await submit_job(
-            backend, silent_sleep, tenant="local", kind=JobKind.QR, request={"seconds": 600}
+            backend, silent_sleep, tenant="local", kind="qr", request={"seconds": 600}
         )
         await until(client, record.id, "running")
         start = time.perf_counter()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from schemas.kinds import JobKind as JobKind  # re-exported: the names live in schemas.kinds
 
 
 class JobStatus(StrEnum):
@@ -23,10 +35,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class JobKind(StrEnum):
-    QR = "qr"
 
 
 class Lane(StrEnum):
@@ -66,6 +74,7 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 MAX_DELAY_SECONDS = 30 * 86400
 MAX_ATTEMPTS_LIMIT = 25
 MAX_TIMEOUT_SECONDS = 86400
+MAX_CALLBACK_URL_LENGTH = 2048
 
 
 class JobOptions(BaseModel):
@@ -77,7 +86,9 @@ class JobOptions(BaseModel):
         "Defaults to the kind's lane.",
     )
     run_at: Timestamp | None = Field(
-        default=None, description="Start no earlier than this time (RFC 3339). Not with delay_s."
+        default=None,
+        description="Start no earlier than this time (RFC 3339), at most 30 days ahead. "
+        "Not with delay_s.",
     )
     delay_s: float | None = Field(
         default=None,
@@ -100,15 +111,47 @@ class JobOptions(BaseModel):
     )
     callback_url: str | None = Field(
         default=None,
-        max_length=2048,
-        description="Offload POSTs the job here, signed, when it finishes (https).",
+        max_length=MAX_CALLBACK_URL_LENGTH,
+        description="Offload POSTs the job here, signed, when it finishes: an absolute "
+        "http(s) URL (https outside local setups).",
+        examples=["https://example.com/hooks/offload"],
     )
 
-    @model_validator(mode="after")
-    def _one_due_time(self) -> JobOptions:
-        if self.run_at is not None and self.delay_s is not None:
+    @field_validator("run_at")
+    @classmethod
+    def _not_too_far_ahead(cls, run_at: datetime | None) -> datetime | None:
+        # Beyond the bound a job would wait past any sensible TTL (or past year 9999).
+        if run_at is not None and run_at.timestamp() > time.time() + MAX_DELAY_SECONDS:
+            raise ValueError(f"must be at most {MAX_DELAY_SECONDS // 86400} days from now")
+        return run_at
+
+    # A field validator, not a model one, so that the 422 names the field at fault. run_at is
+    # declared (so validated) first: info.data holds it when it was valid.
+    @field_validator("delay_s")
+    @classmethod
+    def _one_due_time(cls, delay_s: float | None, info: ValidationInfo) -> float | None:
+        if delay_s is not None and info.data.get("run_at") is not None:
             raise ValueError("give run_at or delay_s, not both")
-        return self
+        return delay_s
+
+    @field_validator("callback_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str | None) -> str | None:
+        # Only the shape is checked here; which hosts may be called is the webhook sender's
+        # to decide when it resolves the address.
+        if url is None:
+            return None
+        if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+            raise ValueError("must be an absolute http or https URL, without spaces")
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+            parts.port  # noqa: B018  # raises on a port that is not a number in range
+        except ValueError as error:
+            raise ValueError(f"must be an absolute http or https URL: {error}") from None
+        if parts.scheme.lower() not in {"http", "https"} or not hostname:
+            raise ValueError("must be an absolute http or https URL, e.g. https://example.com/hook")
+        return url
 
 
 class JobError(BaseModel):

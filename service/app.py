@@ -17,6 +17,8 @@ from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
 from service.routes import health, jobs, qr
+from service.routes.submit import kind_router
+from tasks.kinds import declared_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
         return without_generic_validation_errors(generate_openapi())
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The kinds declared by now: importing tasks.kinds found every module in tasks/.
+    app.include_router(kind_router(declared_kinds()))
     app.include_router(jobs.router)
     app.include_router(qr.router)
     app.include_router(health.router)

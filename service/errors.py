@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import JSONResponse
 
 PROBLEM_TYPE_PREFIX = "urn:offload:problem:"
@@ -171,6 +172,14 @@ def validation_problem(errors: list[FieldError], instance: str | None = None) ->
         detail="; ".join(f"{e.field}: {e.message}" for e in errors),
         instance=instance,
         errors=errors,
+    )
+
+
+def located(invalid: ValidationError, source: str) -> RequestValidationError:
+    """A check's ValidationError as the 422 FastAPI gives: each field under ``source``
+    ("body" or "query"), so the problem names it as parsing would have."""
+    return RequestValidationError(
+        [{**error, "loc": (source, *error["loc"])} for error in invalid.errors()]
     )
 
 

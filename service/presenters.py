@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from brokers.contract import JobRecord
-from schemas.jobs import Job, JobKind, JobLinks, JobProgress, Lane
+from schemas.jobs import Job, JobLinks, JobProgress, Lane
 
 
 def _when(seconds: float | None) -> datetime | None:
@@ -25,7 +25,7 @@ def present_job(record: JobRecord) -> Job:
     return Job(
         id=record.id,
         tenant=record.tenant,
-        kind=JobKind(record.kind),
+        kind=record.kind,
         status=record.status,
         progress=None if progress is None else JobProgress.of(progress),
         attempts=record.attempts,

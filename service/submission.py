@@ -14,15 +14,23 @@ from taskiq import AsyncTaskiqDecoratedTask
 from brokers.contract import IdempotencyKey, JobRecord, SubmitOutcomeUnknown, new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JOB_KIND_LABEL, log_job
-from schemas.jobs import JobError, JobKind, JobOptions, Lane
+from schemas.jobs import JobError, JobOptions
 from service.errors import (
     BackendUnavailableError,
     IdempotencyKeyReusedError,
     SubmitUnconfirmedError,
 )
+from tasks.kinds import DEFAULT_MAX_ATTEMPTS, Kind, find_kind
 
-DEFAULT_MAX_ATTEMPTS = 3
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Accepted", "fingerprint", "submit", "submit_job"]
+
 WITHDRAW_FOR_SECONDS = 600.0
+LANE_LABEL = "lane"
+DELAY_LABEL = "delay"
+TIMEOUT_LABEL = "timeout"
+"""TaskiQ's own: seconds one attempt may run."""
+BACKOFF_BASE_LABEL = "offload_backoff_base_s"
+BACKOFF_CAP_LABEL = "offload_backoff_cap_s"
 
 SUBMIT_UNCONFIRMED = JobError(
     type="submit_unconfirmed",
@@ -45,54 +53,71 @@ async def submit_job(
     task: AsyncTaskiqDecoratedTask[Any, Any],
     *,
     tenant: str,
-    kind: JobKind,
+    kind: str | Kind[Any],
     request: dict[str, Any],
+    options: JobOptions | None = None,
 ) -> JobRecord:
-    accepted = await submit(backend, task, tenant=tenant, kind=kind, request=request)
+    """Queue ``task`` as a job of the declared ``kind`` (its name or declaration), with that
+    kind's defaults: for benchmarks and tests that run a task of their own under a kind. The
+    API submits each kind's own task."""
+    declared = kind if isinstance(kind, Kind) else find_kind(kind)
+    if declared is None:
+        raise ValueError(f"no job kind {kind!r} is declared")
+    accepted = await submit(
+        backend, declared, tenant=tenant, request=request, options=options, task=task
+    )
     return accepted.job
 
 
 async def submit(
     backend: Backend,
-    task: AsyncTaskiqDecoratedTask[Any, Any],
+    kind: Kind[Any],
     *,
     tenant: str,
-    kind: JobKind,
     request: dict[str, Any],
     idempotency_key: str | None = None,
     options: JobOptions | None = None,
+    task: AsyncTaskiqDecoratedTask[Any, Any] | None = None,
 ) -> Accepted:
+    """Store the job and queue its message in one step; unset options take the kind's
+    defaults. ``task`` (the kind's own unless given) is what the message runs."""
     now = time.time()
+    task = task or kind.task
     options = options or JobOptions()
     due_at = _due_at(options, now)
     job = JobRecord(
         id=new_job_id(now),
         tenant=tenant,
-        kind=kind.value,
+        kind=kind.name,
         request=request,
         created_at=now,
         expires_at=max(now, due_at or now) + backend.settings.job_ttl_seconds,
-        max_attempts=options.max_attempts or DEFAULT_MAX_ATTEMPTS,
-        lane=(options.lane or Lane.INTERACTIVE).value,
+        max_attempts=options.max_attempts or kind.max_attempts,
+        lane=(options.lane or kind.lane).value,
         due_at=due_at,
-        timeout_s=options.timeout_s,
+        timeout_s=_timeout(options, kind, task),
         callback_url=options.callback_url,
     )
-    labels: dict[str, Any] = {JOB_KIND_LABEL: kind.value, "lane": job.lane}
-    if due_at is not None:
-        labels["delay"] = max(0.0, due_at - now)
+    labels: dict[str, Any] = {
+        JOB_KIND_LABEL: kind.name,
+        LANE_LABEL: job.lane,
+        BACKOFF_BASE_LABEL: kind.backoff.base_s,
+        BACKOFF_CAP_LABEL: kind.backoff.cap_s,
+    }
     if job.timeout_s is not None:
-        labels["timeout"] = job.timeout_s  # TaskiQ's own: bounds each attempt
-    # The task's own kicker carries its labels (timeout, ...). taskiq's kiq() would send the
-    # message itself and hide errors in SendTaskError; building the message here lets the job
-    # and its message land in one transaction. ``_prepare_message`` is the one private taskiq
-    # name used (tests/brokers/test_job_delivery.py pins it).
+        labels[TIMEOUT_LABEL] = job.timeout_s
+    if due_at is not None:
+        labels[DELAY_LABEL] = max(0.0, due_at - now)
+    # taskiq's kiq() would send the message itself and hide errors in SendTaskError; building
+    # the message here lets the job and its message land in one transaction.
+    # ``_prepare_message`` is the one private taskiq name used (tests/brokers/
+    # test_job_delivery.py pins it).
     kicker = task.kicker().with_task_id(job.id).with_labels(**labels)
     message = backend.broker.formatter.dumps(kicker._prepare_message(request))
     job.message = message.message
     key = None
     if idempotency_key is not None:
-        key = IdempotencyKey(idempotency_key, fingerprint(kind, request, options))
+        key = IdempotencyKey(idempotency_key, fingerprint(kind.name, request, options))
     try:
         submitted = await backend.submitter.submit(job, message, key)
     except SubmitOutcomeUnknown as unknown:
@@ -107,7 +132,7 @@ async def submit(
     except backend.unavailable_errors as error:
         raise BackendUnavailableError(f"could not queue the job: {error}") from error
     if submitted.created:
-        log_job(job.id, "queued", kind=kind.value, tenant=tenant)
+        log_job(job.id, "queued", kind=kind.name, tenant=tenant)
         return Accepted(job, created=True)
     if key is None or submitted.fingerprint != key.fingerprint:
         raise IdempotencyKeyReusedError(
@@ -120,10 +145,23 @@ async def submit(
     return Accepted(earlier, created=False)
 
 
-def fingerprint(kind: JobKind, request: dict[str, Any], options: JobOptions) -> str:
+def fingerprint(kind: str, request: dict[str, Any], options: JobOptions) -> str:
+    """What an Idempotency-Key is first used with: the kind, the request and the options the
+    client chose (not the defaults they resolved to, which a deploy may change)."""
     chosen = options.model_dump(mode="json", exclude_none=True)
-    canonical = json.dumps([kind.value, request, chosen], sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps([kind, request, chosen], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _timeout(
+    options: JobOptions, kind: Kind[Any], task: AsyncTaskiqDecoratedTask[Any, Any]
+) -> float | None:
+    """The job's own limit, else a foreign task's own label (a test's or benchmark's task run
+    under a kind; a kind's task may not have one), else the kind's."""
+    if options.timeout_s is not None:
+        return options.timeout_s
+    own = task.labels.get(TIMEOUT_LABEL)
+    return float(own) if own is not None else kind.timeout_s
 
 
 def _due_at(options: JobOptions, now: float) -> float | None:

@@ -10,16 +10,9 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, FloatObject, NameObject
 
-from schemas.qr import (
-    ErrorCorrection,
-    QrCapacityError,
-    QrFormat,
-    QrOptions,
-    check_qr_capacity,
-    check_qr_options,
-    fit_qr,
-    modules_for_version,
-)
+from schemas.qr import ErrorCorrection, QrFormat, QrOptions
+from tasks.qr_encoder import QrCapacityError, check_qr_capacity, fit_qr, modules_for_version
+from tasks.qr_limits import check_qr_options
 
 __all__ = [
     "QrCapacityError",

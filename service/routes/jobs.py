@@ -1,4 +1,4 @@
-"""Job endpoints: submit, read, list, download, delete."""
+"""Job endpoints: read, list, download, delete, cancel, retry (submit is routes/submit.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from brokers.contract import CancelOutcome, DeleteOutcome, JobQuery, JobRecord, RetryOutcome
 from schemas.jobs import Job, JobKind, JobPage, JobStatus, RetryCount, RetryFilter
-from schemas.qr import QrOptions
 from service.deps import BackendDep, TenantDep
 from service.errors import (
     BackendUnavailableError,
     FieldError,
-    IdempotencyKeyReusedError,
     InvalidJobIdError,
     JobAlreadyFinishedError,
     JobExpiredError,
@@ -26,16 +24,13 @@ from service.errors import (
     JobNotFinishedError,
     JobNotFoundError,
     JobNotRetryableError,
-    PayloadTooLargeError,
     ResultGoneError,
     ResultNotReadyError,
     documented,
 )
 from service.json_body import JsonBodyRoute
 from service.presenters import present_job
-from service.routes.qr import check_qr_request
-from service.submission import DEFAULT_MAX_ATTEMPTS, submit
-from tasks.qr import render_qr_job
+from tasks.kinds import DEFAULT_MAX_ATTEMPTS, find_kind
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
@@ -96,58 +91,6 @@ async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
     return record
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Makes the submit safe to repeat: the same key with the same body "
-        "answers the job it first made (200) for as long as that job is kept; with another "
-        "body, 409.",
-    ),
-]
-
-
-@router.post(
-    "/qr",
-    operation_id="create_qr_job",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=Job,
-    responses={
-        200: {"model": Job, "description": "The job an earlier submit with this key made."},
-        **documented(
-            IdempotencyKeyReusedError,
-            PayloadTooLargeError,
-            BackendUnavailableError,
-            validation=True,
-        ),
-    },
-)
-async def create_qr_job(
-    options: QrOptions,
-    backend: BackendDep,
-    tenant: TenantDep,
-    response: Response,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Job:
-    """Queue one QR code to be rendered as PNG, SVG or PDF."""
-    await check_qr_request(options, backend.settings, "body")
-    accepted = await submit(
-        backend,
-        render_qr_job,
-        tenant=tenant,
-        kind=JobKind.QR,
-        request=options.model_dump(mode="json"),
-        idempotency_key=idempotency_key,
-    )
-    job = present_job(accepted.job)
-    response.headers["Location"] = job.links.self
-    if not accepted.created:
-        response.status_code = status.HTTP_200_OK
-    return job
-
-
 @router.get(
     "",
     operation_id="list_jobs",
@@ -169,7 +112,7 @@ async def list_jobs(
     query = JobQuery(
         tenant=tenant,
         status=status,
-        kind=None if kind is None else kind.value,
+        kind=kind,
         limit=limit,
         cursor=cursor,
     )
@@ -294,8 +237,8 @@ async def cancel_job(
 )
 async def retry_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
     """Queue a failed or cancelled job again under its id; its attempts keep counting."""
-    await _find(backend, tenant, job_id)
-    outcome = await backend.store.retry(job_id, DEFAULT_MAX_ATTEMPTS)
+    record = await _find(backend, tenant, job_id)
+    outcome = await backend.store.retry(job_id, _retry_budget(record))
     if outcome is RetryOutcome.NOT_FOUND:
         raise JobNotFoundError(f"no job {job_id}")
     if outcome is RetryOutcome.NOT_RETRYABLE:
@@ -315,7 +258,7 @@ async def retry_jobs(selection: RetryFilter, backend: BackendDep, tenant: Tenant
     query = JobQuery(
         tenant=tenant,
         status=JobStatus(selection.status.value),
-        kind=None if selection.kind is None else selection.kind.value,
+        kind=selection.kind,
         limit=100,
     )
     count = 0
@@ -327,13 +270,19 @@ async def retry_jobs(selection: RetryFilter, backend: BackendDep, tenant: Tenant
             created = datetime.fromtimestamp(record.created_at, UTC)
             if record.is_expired(now) or (selection.since and created < selection.since):
                 continue
-            if await backend.store.retry(record.id, DEFAULT_MAX_ATTEMPTS) is RetryOutcome.RETRIED:
+            if await backend.store.retry(record.id, _retry_budget(record)) is RetryOutcome.RETRIED:
                 count += 1
         if query.cursor is None:
             break
     if count:
         backend.wake_workers()
     return RetryCount(count=count)
+
+
+def _retry_budget(record: JobRecord) -> int:
+    """A retried job gets its kind's attempts again (the default, if its kind is gone)."""
+    kind = find_kind(record.kind)
+    return DEFAULT_MAX_ATTEMPTS if kind is None else kind.max_attempts
 
 
 @router.delete(

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from schemas.qr import COLOUR_PATTERN, ErrorCorrection, QrFormat, QrOptions, check_qr_options
+from schemas.qr import COLOUR_PATTERN, ErrorCorrection, QrFormat, QrOptions
 from service.deps import BackendDep
-from service.errors import ProblemError, documented
+from service.errors import ProblemError, documented, located
 from service.settings import Settings
+from tasks.qr_limits import check_qr_options
 from tasks.qr_render import RenderedFile, render_qr
 
 router = APIRouter(prefix="/v1", tags=["qr"])
@@ -73,21 +74,6 @@ def sync_render_slots(app: FastAPI) -> RenderSlots:
         slots = RenderSlots(settings.qr_max_sync_renders, SYNC_RENDER_WAIT_SECONDS)
         app.state.qr_render_slots = slots
     return slots
-
-
-async def check_qr_request(options: QrOptions, settings: Settings, source: str) -> None:
-    """check_qr_options in a worker thread, as the capacity fit is CPU-bound; its errors
-    become a 422 naming each field in ``source`` ("body" or "query")."""
-    try:
-        await run_in_threadpool(check_qr_options, options, max_png_pixels=settings.qr_max_pixels)
-    except ValidationError as invalid:
-        raise _located(invalid, source) from None
-
-
-def _located(invalid: ValidationError, source: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{**error, "loc": (source, *error["loc"])} for error in invalid.errors()]
-    )
 
 
 _RETRY_AFTER = {
@@ -153,7 +139,7 @@ async def render_qr_now(
             light=light,
         )
     except ValidationError as invalid:
-        raise _located(invalid, "query") from None
+        raise located(invalid, "query") from None
     async with sync_render_slots(request.app).taken():
         rendered = await run_in_threadpool(_checked_render, options, backend.settings)
     return Response(
@@ -170,7 +156,7 @@ def _checked_render(options: QrOptions, settings: Settings) -> RenderedFile:
     try:
         check_qr_options(options, max_png_pixels=settings.qr_max_pixels)
     except ValidationError as invalid:
-        raise _located(invalid, "query") from None
+        raise located(invalid, "query") from None
     return render_qr(options)
 
 

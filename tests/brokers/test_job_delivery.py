@@ -23,7 +23,6 @@ from brokers import broker
 from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend, build_backend
 from brokers.lifecycle import JOB_KIND_LABEL
-from schemas.jobs import JobKind
 from service.app import create_app
 from service.settings import Settings
 from service.submission import submit_job
@@ -67,7 +66,7 @@ async def serving(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_a_job_no_live_worker_knows_fails_as_unknown_kind(backend: Backend) -> None:
     async with serving(backend) as client:
-        record = await submit_job(backend, newer_kind, tenant="local", kind=JobKind.QR, request={})
+        record = await submit_job(backend, newer_kind, tenant="local", kind="qr", request={})
         job = await wait_for_job(client, record.id)
         assert job["status"] == "failed"
         assert job["error"]["type"] == "unknown_kind"
@@ -88,7 +87,7 @@ async def test_a_job_another_live_worker_knows_is_handed_back_until_one_runs_it(
 
     heartbeat = asyncio.create_task(newer_worker_heartbeat())
     async with serving(backend) as client:
-        record = await submit_job(backend, newer_kind, tenant="local", kind=JobKind.QR, request={})
+        record = await submit_job(backend, newer_kind, tenant="local", kind="qr", request={})
         await asyncio.sleep(3 * SHORT_LEASE)
         waiting = (await client.get(f"/v1/jobs/{record.id}")).json()
         assert waiting["status"] == "queued", waiting
@@ -135,7 +134,7 @@ async def test_a_job_cut_short_by_a_cancel_runs_again(backend: Backend) -> None:
             backend,
             cancels_itself_once,
             tenant="local",
-            kind=JobKind.QR,
+            kind="qr",
             request={"key": new_job_id()},
         )
         job = await wait_for_job(client, record.id, timeout=3 * SHORT_LEASE + 10)
@@ -152,7 +151,7 @@ async def too_slow(request: dict[str, str]) -> dict[str, Any]:
 async def test_a_task_timeout_applies_to_api_jobs(backend: Backend) -> None:
     backend.adopt_tasks(broker)
     async with serving(backend) as client:
-        record = await submit_job(backend, too_slow, tenant="local", kind=JobKind.QR, request={})
+        record = await submit_job(backend, too_slow, tenant="local", kind="qr", request={})
         job = await wait_for_job(client, record.id, timeout=10)
     assert job["status"] == "failed"
     assert job["error"]["type"] == "timeout" and job["error"]["retryable"]

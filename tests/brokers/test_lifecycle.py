@@ -21,7 +21,7 @@ from brokers.factory import Backend
 from brokers.lifecycle import JOB_KIND_LABEL, JobFailure, JobLifecycleMiddleware, describe_error
 from brokers.sqlite.database import Database
 from brokers.sqlite.store import SqliteJobStore
-from schemas.jobs import JobKind, JobStatus
+from schemas.jobs import JobStatus
 from service.logs import JsonFormatter
 from service.submission import submit_job
 from tests.support.jobs import wait_for_job
@@ -51,7 +51,7 @@ async def test_a_failing_job_records_why_and_the_worker_goes_on(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
     failing = await submit_job(
-        any_backend, explode, tenant="local", kind=JobKind.QR, request={"reason": "smoke"}
+        any_backend, explode, tenant="local", kind="qr", request={"reason": "smoke"}
     )
     job = await wait_for_job(client, failing.id)
     assert job["status"] == "failed"
@@ -74,7 +74,7 @@ async def test_unexpected_errors_fail_the_job_with_a_named_type(
         any_backend,
         task,
         tenant="local",
-        kind=JobKind.QR,
+        kind="qr",
         request={},
     )
     job = await wait_for_job(client, record.id)
@@ -131,7 +131,7 @@ async def app_title(
 async def test_tasks_can_reach_the_fastapi_app_without_per_message_overrides(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    record = await submit_job(any_backend, app_title, tenant="local", kind=JobKind.QR, request={})
+    record = await submit_job(any_backend, app_title, tenant="local", kind="qr", request={})
     job = await wait_for_job(client, record.id)
     assert job["result"]["data"] == {"title": "Offload"}
     assert any_backend.broker.dependency_overrides == {}

@@ -19,8 +19,9 @@ from brokers.factory import Backend
 from brokers.redis import scripts
 from brokers.redis.keys import Keys
 from brokers.redis.store import RedisJobStore
-from schemas.jobs import JobError, JobKind, JobStatus
+from schemas.jobs import JobError, JobStatus
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.brokers.test_redis_broker import (
     ConsumerFactory,
     consumer,
@@ -173,7 +174,7 @@ async def test_a_job_in_backoff_survives_a_redis_restart(
         async with api(backend, worker=True) as client:
             request = {"marker": str(tmp_path / "failed-once")}
             accepted = await submit(
-                backend, flaky_in_seconds, tenant="local", kind=JobKind.QR, request=request
+                backend, QR_KIND, tenant="local", task=flaky_in_seconds, request=request
             )
             job_id = accepted.job.id
             await wait_for_job(client, job_id, {"retrying"})

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.qr import ErrorCorrection, QrFormat, QrOptions, check_qr_options
+from schemas.qr import ErrorCorrection, QrFormat, QrOptions
 from service.settings import Settings
+from tasks.qr_limits import check_qr_options
 
 MAX_PIXELS = 4_000_000
 

@@ -23,8 +23,9 @@ from brokers.contract import new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JobFailure, JobLifecycleMiddleware
 from brokers.retries import BACKOFF_BASE_LABEL, BACKOFF_CAP_LABEL
-from schemas.jobs import JobKind, JobOptions
+from schemas.jobs import JobOptions
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.support.jobs import wait_for_job
 
 BASE = 0.2
@@ -87,9 +88,9 @@ async def submit_flaky(
     key = new_job_id()
     accepted = await submit(
         backend,
-        task,
+        QR_KIND,
         tenant="local",
-        kind=JobKind.QR,
+        task=task,
         request={"key": key, "fail": fail},
         options=JobOptions(max_attempts=max_attempts),
     )

@@ -12,7 +12,7 @@ import httpx
 from brokers import broker
 from brokers.contract import new_job_id
 from brokers.factory import Backend
-from schemas.jobs import JobKind, JobStatus
+from schemas.jobs import JobStatus
 from service.app import create_app
 from service.submission import submit_job
 from tasks.deps import AttemptDep
@@ -49,7 +49,7 @@ async def test_a_queued_job_is_cancelled_at_once_and_never_runs(any_backend: Bac
     started[key] = asyncio.Event()
     async with api(any_backend, worker=False) as client:
         record = await submit_job(
-            any_backend, long_loop, tenant="local", kind=JobKind.QR, request={"key": key}
+            any_backend, long_loop, tenant="local", kind="qr", request={"key": key}
         )
         response = await cancel(client, record.id)
         assert response.status_code == 200, response.text
@@ -71,7 +71,7 @@ async def test_a_running_job_stops_at_its_next_checkpoint(
     key = new_job_id()
     started[key] = asyncio.Event()
     record = await submit_job(
-        any_backend, long_loop, tenant="local", kind=JobKind.QR, request={"key": key}
+        any_backend, long_loop, tenant="local", kind="qr", request={"key": key}
     )
     await asyncio.wait_for(started[key].wait(), 20)
     response = await cancel(client, record.id)

@@ -12,8 +12,9 @@ import pytest
 from brokers import broker
 from brokers.contract import new_job_id
 from brokers.factory import Backend
-from schemas.jobs import JobKind, JobOptions, Lane
+from schemas.jobs import JobOptions, Lane
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.service.test_retry import api
 from tests.support.jobs import wait_for_job
 
@@ -40,9 +41,9 @@ async def submit_recorded(
     key = request.pop("key", None) or new_job_id()
     accepted = await submit(
         backend,
-        recorded,
+        QR_KIND,
         tenant="local",
-        kind=JobKind.QR,
+        task=recorded,
         request={"key": key, **request},
         options=options,
     )

@@ -12,12 +12,17 @@ from schemathesis.config import SchemathesisConfig
 
 from brokers import backend
 from service.app import create_app
+from tasks.kinds import declared_kinds
 
 app = create_app(backend, embedded_worker=False)
+KINDS = declared_kinds()
+"""The kinds this app was built with (a test module may declare more later)."""
 # No schema can say which data fits in a QR code or how many pixels a PNG may have (that is
-# a setting): for the QR operations, a request the schema allows may get their documented 422.
+# a setting), nor which callback hosts a webhook may call or how far ahead run_at may be (it
+# depends on the clock): for these operations, a request the schema allows may get their
+# documented 422.
 QR_LIMITS = {
-    "include-operation-id": ["create_qr_job", "render_qr"],
+    "include-operation-id": [*(kind.operation_id for kind in KINDS), "render_qr"],
     "checks": {
         "positive_data_acceptance": {
             "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
@@ -30,6 +35,7 @@ schema = schemathesis.openapi.from_asgi(
 
 EXPECTED_OPERATIONS = {
     ("POST", "/v1/jobs/qr"): "create_qr_job",
+    **{("POST", kind.path): kind.operation_id for kind in KINDS},
     ("GET", "/v1/jobs"): "list_jobs",
     ("GET", "/v1/jobs/{job_id}"): "get_job",
     ("GET", "/v1/jobs/{job_id}/result"): "get_job_result",
@@ -52,6 +58,37 @@ def test_operation_ids_are_pinned() -> None:
         for method, operation in operations.items()
     }
     assert found == EXPECTED_OPERATIONS
+
+
+def test_every_kind_has_its_submit_operation_with_examples() -> None:
+    spec = app.openapi()
+    assert "qr" in [kind.name for kind in KINDS]
+    for kind in KINDS:
+        operation = spec["paths"][f"/v1/jobs/{kind.name}"]["post"]
+        assert operation["operationId"] == f"create_{kind.name}_job"
+        assert operation["description"] == kind.summary
+        body = operation["requestBody"]["content"]["application/json"]
+        assert body["examples"], kind.name
+        component = body["schema"]["$ref"].removeprefix("#/components/schemas/")
+        assert spec["components"]["schemas"][component]["examples"], kind.name
+        assert set(operation["responses"]) >= {"200", "202", "409", "413", "415", "422", "503"}
+
+
+def test_the_kind_is_one_enum_of_every_declared_kind() -> None:
+    """Generated SDKs make it an enum: Job.kind and both kind filters refer to it."""
+    spec = app.openapi()
+    schemas = spec["components"]["schemas"]
+    assert schemas["JobKind"]["type"] == "string"
+    assert {kind.name for kind in KINDS} <= set(schemas["JobKind"]["enum"])
+    reference = {"$ref": "#/components/schemas/JobKind"}
+    assert schemas["Job"]["properties"]["kind"] == reference
+    assert reference in schemas["RetryFilter"]["properties"]["kind"]["anyOf"]
+    [kind_filter] = [
+        parameter
+        for parameter in spec["paths"]["/v1/jobs"]["get"]["parameters"]
+        if parameter["name"] == "kind"
+    ]
+    assert reference in kind_filter["schema"]["anyOf"]
 
 
 def test_every_error_response_is_documented_as_problem_json() -> None:

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from brokers.factory import Backend
-from schemas.qr import QrOptions, check_qr_options
+from schemas.qr import QrOptions
+from tasks.qr_limits import check_qr_options
 
 PROBLEM = "application/problem+json"
 VERSION_40 = "a" * 2953

@@ -13,7 +13,6 @@ from brokers import broker
 from brokers.contract import new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JobFailure
-from schemas.jobs import JobKind
 from service.app import create_app
 from service.submission import submit_job
 from tests.support.jobs import wait_for_job
@@ -35,7 +34,7 @@ async def fails_first(request: dict[str, str]) -> dict[str, Any]:
 
 async def failed_job(client: httpx.AsyncClient, backend: Backend) -> str:
     record = await submit_job(
-        backend, fails_first, tenant="local", kind=JobKind.QR, request={"key": new_job_id()}
+        backend, fails_first, tenant="local", kind="qr", request={"key": new_job_id()}
     )
     job = await wait_for_job(client, record.id)
     assert job["status"] == "failed" and job["error"]["type"] == "not_yet"
@@ -110,7 +109,7 @@ async def test_a_job_cancelled_and_retried_before_any_worker_saw_it_runs_once(
     key = new_job_id()
     async with api(any_backend, worker=False) as client:
         record = await submit_job(
-            any_backend, counted, tenant="local", kind=JobKind.QR, request={"key": key}
+            any_backend, counted, tenant="local", kind="qr", request={"key": key}
         )
         assert (await client.post(f"/v1/jobs/{record.id}/cancel")).status_code == 200
         assert (await client.post(f"/v1/jobs/{record.id}/retry")).status_code == 202

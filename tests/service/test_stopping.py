@@ -18,8 +18,9 @@ import pytest
 from brokers import broker
 from brokers.factory import Backend
 from brokers.stopping import JobStopper
-from schemas.jobs import JobKind, JobOptions, JobStatus
+from schemas.jobs import JobOptions, JobStatus
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.support.jobs import store_job, wait_for_job
 from tests.support.pids import wait_for_pid, wait_gone
 from tests.support.stop_tasks import cpu_spin, silent_sleep, sync_sleep
@@ -46,9 +47,9 @@ def stopper(any_backend: Backend) -> Iterator[JobStopper]:
 async def start(backend: Backend, task: Any, request: dict[str, Any], **options: Any) -> str:
     accepted = await submit(
         backend,
-        task,
+        QR_KIND,
         tenant="local",
-        kind=JobKind.QR,
+        task=task,
         request=request,
         options=JobOptions(**options),
     )

@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import httpx
+from taskiq import TaskiqMessage
 
 from brokers.contract import JobRecord, new_job_id
 from brokers.factory import Backend
+from brokers.redis.keys import Keys
 from schemas.jobs import JobResult, JobStatus
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -56,3 +58,18 @@ async def taken_over_job(backend: Backend) -> tuple[str, int, int]:
     stalled = (await backend.store.begin_attempt(record.id, time.time())).fence
     current = (await backend.store.begin_attempt(record.id, time.time())).fence
     return record.id, stalled, current
+
+
+async def stored_labels(backend: Backend, job_id: str) -> dict[str, Any]:
+    """The labels of the message stored with the job, typed as a worker reads them."""
+    if backend.database is not None:
+        with backend.database.transaction() as conn:
+            [stored] = conn.execute("SELECT message FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    else:
+        assert backend.redis is not None
+        stored = await backend.redis.hget(
+            Keys(backend.settings.redis_prefix).job(job_id), "message"
+        )
+    message = TaskiqMessage.model_validate_json(stored)
+    message.parse_labels()
+    return message.labels

@@ -27,7 +27,7 @@ from taskiq.kicker import AsyncKicker
 from brokers.contract import JobRecord, new_job_id
 from brokers.factory import build_backend
 from brokers.lifecycle import JOB_KIND_LABEL
-from schemas.jobs import JobKind, JobStatus
+from schemas.jobs import JobStatus
 from service.deps import LOCAL_TENANT
 from service.settings import Settings
 from service.submission import DEFAULT_MAX_ATTEMPTS
@@ -351,14 +351,14 @@ class InProcessJobs:
         job = JobRecord(
             id=new_job_id(now),
             tenant=LOCAL_TENANT,
-            kind=JobKind.QR.value,
+            kind="qr",
             request=request if request is not None else {"args": list(args), "kwargs": kwargs},
             created_at=now,
             expires_at=now + self.backend.settings.job_ttl_seconds,
             max_attempts=DEFAULT_MAX_ATTEMPTS,
         )
         await self.backend.store.create(job)
-        labels: dict[str, Any] = {JOB_KIND_LABEL: JobKind.QR.value}
+        labels: dict[str, Any] = {JOB_KIND_LABEL: "qr"}
         kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name, self.backend.broker, labels)
         await kicker.with_task_id(job.id).kiq(*args, **kwargs)
         return job.id

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from schemas.jobs import JobKind, JobStatus
+from schemas.jobs import JobStatus
 from service.settings import Settings
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.support.flaky_tasks import slow_flaky
 from tests.support.processes import InProcessJobs, Processes, job_log_line
 from tests.system.test_redis_processes import redis, use_redis
@@ -39,7 +40,7 @@ async def test_a_job_in_backoff_runs_its_next_attempt_on_a_new_worker_after_a_ki
         for attempt in range(5):
             marker = processes.tmp_path / f"failed-once-{attempt}"
             accepted = await submit(
-                jobs.backend, slow_flaky, tenant="local", kind=JobKind.QR,
+                jobs.backend, QR_KIND, tenant="local", task=slow_flaky,
                 request={"marker": str(marker)},
             )  # fmt: skip
             job_id = accepted.job.id

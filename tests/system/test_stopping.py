@@ -22,10 +22,11 @@ import httpx
 import pytest
 
 from brokers.factory import Backend, build_backend
-from schemas.jobs import JobKind, JobOptions
+from schemas.jobs import JobOptions
 from service.app import create_app
 from service.settings import Settings
 from service.submission import submit
+from tasks.qr import QR as QR_KIND
 from tests.support.jobs import wait_for_job
 from tests.support.pids import wait_for_pid, wait_gone
 from tests.support.processes import BIN_DIR, TASKIQ_LISTENING, Proc, Processes, job_log_line
@@ -56,9 +57,9 @@ class Stack:
     async def submit(self, task: Any, request: dict[str, Any], **options: Any) -> str:
         accepted = await submit(
             self.backend,
-            task,
+            QR_KIND,
+            task=task,
             tenant="local",
-            kind=JobKind.QR,
             request=request,
             options=JobOptions(**options),
         )

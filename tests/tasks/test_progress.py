@@ -13,7 +13,6 @@ from brokers import broker
 from brokers.contract import new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import AttemptSuperseded
-from schemas.jobs import JobKind
 from service.submission import submit_job
 from tasks.deps import AttemptDep, JobAttempt
 from tests.support.jobs import taken_over_job, wait_for_job
@@ -48,7 +47,7 @@ async def test_a_10000_item_job_writes_its_progress_a_few_times_and_keeps_the_la
         return await real_set_progress(job_id, fence, progress)
 
     monkeypatch.setattr(any_backend.store, "set_progress", counted)
-    record = await submit_job(any_backend, many_items, tenant="local", kind=JobKind.QR, request={})
+    record = await submit_job(any_backend, many_items, tenant="local", kind="qr", request={})
     job = await wait_for_job(client, record.id)
     assert job["status"] == "succeeded"
     assert job["progress"] == {"done": ITEMS, "total": ITEMS, "message": None, "percent": 100.0}
@@ -61,9 +60,7 @@ async def test_progress_shows_while_the_job_runs(
 ) -> None:
     key = new_job_id()
     proceed[key] = asyncio.Event()
-    record = await submit_job(
-        any_backend, halfway, tenant="local", kind=JobKind.QR, request={"key": key}
-    )
+    record = await submit_job(any_backend, halfway, tenant="local", kind="qr", request={"key": key})
     deadline = time.monotonic() + 20
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:

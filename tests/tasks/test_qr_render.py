@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from qrcode.base import rs_blocks
 
-from schemas.qr import ErrorCorrection, QrFormat, QrOptions, fit_qr
+from schemas.qr import ErrorCorrection, QrFormat, QrOptions
+from tasks.qr_encoder import fit_qr
 from tasks.qr_render import (
     QrCapacityError,
     RenderedFile,

@@ -9,7 +9,7 @@ import pytest
 
 from brokers.factory import Backend
 from brokers.lifecycle import AttemptSuperseded
-from schemas.jobs import JobKind, JobStatus
+from schemas.jobs import JobStatus
 from service.submission import submit_job
 from tasks.deps import JobAttempt
 from tasks.qr import render_qr_job
@@ -22,7 +22,7 @@ async def test_a_job_queued_past_the_pixel_limit_fails_instead_of_rendering(
     """Queued without the API's check (an older limit, another client): the worker refuses."""
     request = {"data": "x" * 500, "format": "png", "scale": 50, "border": 20}
     record = await submit_job(
-        any_backend, render_qr_job, tenant="local", kind=JobKind.QR, request=request
+        any_backend, render_qr_job, tenant="local", kind="qr", request=request
     )
     job = await wait_for_job(client, record.id)
     assert job["status"] == "failed"
