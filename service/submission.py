@@ -14,6 +14,7 @@ from taskiq import AsyncTaskiqDecoratedTask
 from brokers.contract import IdempotencyKey, JobRecord, SubmitOutcomeUnknown, new_job_id
 from brokers.factory import Backend
 from brokers.lifecycle import JOB_KIND_LABEL, log_job
+from brokers.retries import BACKOFF_BASE_LABEL, BACKOFF_CAP_LABEL
 from schemas.jobs import JobError, JobOptions
 from service.errors import (
     BackendUnavailableError,
@@ -29,8 +30,6 @@ LANE_LABEL = "lane"
 DELAY_LABEL = "delay"
 TIMEOUT_LABEL = "timeout"
 """TaskiQ's own: seconds one attempt may run."""
-BACKOFF_BASE_LABEL = "offload_backoff_base_s"
-BACKOFF_CAP_LABEL = "offload_backoff_cap_s"
 
 SUBMIT_UNCONFIRMED = JobError(
     type="submit_unconfirmed",
@@ -101,8 +100,9 @@ async def submit(
     labels: dict[str, Any] = {
         JOB_KIND_LABEL: kind.name,
         LANE_LABEL: job.lane,
-        BACKOFF_BASE_LABEL: kind.backoff.base_s,
-        BACKOFF_CAP_LABEL: kind.backoff.cap_s,
+        # A foreign task's own backoff (a test's or benchmark's, run under a kind) wins.
+        BACKOFF_BASE_LABEL: task.labels.get(BACKOFF_BASE_LABEL, kind.backoff.base_s),
+        BACKOFF_CAP_LABEL: task.labels.get(BACKOFF_CAP_LABEL, kind.backoff.cap_s),
     }
     if job.timeout_s is not None:
         labels[TIMEOUT_LABEL] = job.timeout_s
