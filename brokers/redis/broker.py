@@ -188,6 +188,13 @@ class OffloadStreamBroker(RedisStreamBroker):
         next_reclaim = 0.0
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
+                # The task pulling from this generator may change with each pull.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A cancel (the receiver stopping) that redis-py's wait_for swallowed
+                    # as its read completed (CPython gh-86296, Python 3.11): honour it, or
+                    # this loop reads on and the shutdown waits for it for good.
+                    raise asyncio.CancelledError
                 entries = await self._read(redis)
                 if time.monotonic() >= next_reclaim:
                     reclaimed = await self._reclaim(redis)
