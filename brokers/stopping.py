@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -132,7 +133,10 @@ class JobStopper(TaskiqMiddleware):
                 job_id: job for job_id, job in self._running.items() if job.task.get_loop() is loop
             }
         self._work = asyncio.Event()
-        self._watcher = asyncio.create_task(self._watch(), name="offload-cancel-watcher")
+        # Started from inside a job's task: not with that job's context.
+        self._watcher = asyncio.create_task(
+            self._watch(), name="offload-cancel-watcher", context=contextvars.Context()
+        )
 
     async def _watch(self) -> None:
         while True:
