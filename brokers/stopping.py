@@ -89,8 +89,11 @@ class JobStopper(TaskiqMiddleware):
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         # Synchronous and first (middlewares run in reverse here): from now on no cancel
         # can reach this task, which is back in the receiver's own code.
-        running = self._running.pop(message.task_id, None)
-        if running is None or running.sends == 0:
+        running = self._running.get(message.task_id)
+        if running is None or running.task is not asyncio.current_task():
+            return  # (a later delivery of the same job in this process: not this one's)
+        del self._running[message.task_id]
+        if running.sends == 0:
             return
         message.labels[STOPPED_LABEL] = "cancelled"
         for _ in range(running.sends):
