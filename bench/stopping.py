@@ -6,7 +6,7 @@ Three figures, in one process on the embedded backend (the worker runs in the pr
 ``offload serve`` does):
 
 1. one call, median and p90: a no-op and a small QR render, in a thread (asyncio.to_thread,
-   what the QR job used) and in the CPU pool (pebble, forkserver);
+   what the QR job used) and in the CPU pool (pebble, spawned processes);
 2. small QR jobs drained end to end (submit, render, store, record), the job rendering in
    the pool against the same job rendering in a thread;
 3. time from POST /cancel to the job reading ``cancelled``, for a job awaiting with no

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -88,8 +89,11 @@ class JobStopper(TaskiqMiddleware):
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         # Synchronous and first (middlewares run in reverse here): from now on no cancel
         # can reach this task, which is back in the receiver's own code.
-        running = self._running.pop(message.task_id, None)
-        if running is None or running.sends == 0:
+        running = self._running.get(message.task_id)
+        if running is None or running.task is not asyncio.current_task():
+            return  # (a later delivery of the same job in this process: not this one's)
+        del self._running[message.task_id]
+        if running.sends == 0:
             return
         message.labels[STOPPED_LABEL] = "cancelled"
         for _ in range(running.sends):
@@ -132,7 +136,10 @@ class JobStopper(TaskiqMiddleware):
                 job_id: job for job_id, job in self._running.items() if job.task.get_loop() is loop
             }
         self._work = asyncio.Event()
-        self._watcher = asyncio.create_task(self._watch(), name="offload-cancel-watcher")
+        # Started from inside a job's task: not with that job's context.
+        self._watcher = asyncio.create_task(
+            self._watch(), name="offload-cancel-watcher", context=contextvars.Context()
+        )
 
     async def _watch(self) -> None:
         while True:

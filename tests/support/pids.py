@@ -25,7 +25,7 @@ def process_exists(pid: int) -> bool:
         return False
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):  # gone meanwhile (reading /proc can then fail with ESRCH)
         return False
     return state != "Z"
 

@@ -225,6 +225,22 @@ async def test_a_cpu_step_cut_short_by_a_shutdown_is_handed_back_not_failed(
     assert job_log_line(job_id, "cancelled") not in worker.log()
 
 
+async def test_a_pool_process_killed_from_outside_fails_its_step_not_the_worker(
+    system: Stack, tmp_path: Path
+) -> None:
+    worker = system.worker()
+    pid_file = tmp_path / "spin.pid"
+    job_id = await system.submit(cpu_spin, {"pid_file": str(pid_file)}, max_attempts=1)
+    os.kill(await wait_for_pid(pid_file), signal.SIGKILL)  # the OOM killer, say
+    job = await wait_for_job(system.client, job_id, timeout=15)
+    system.processes.check(job["status"] == "failed", f"not failed: {job}")
+    assert job["error"]["type"] == "cpu_step_died" and job["error"]["retryable"] is True
+    after = await system.submit(pool_whoami, {})
+    done = await wait_for_job(system.client, after, timeout=20)
+    system.processes.check(done["status"] == "succeeded", f"the next job: {done}")
+    assert worker.alive() and WORKER_DIED not in worker.log()
+
+
 async def test_a_pool_process_dies_with_its_worker_even_on_kill_9(
     system: Stack, tmp_path: Path
 ) -> None:
