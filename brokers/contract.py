@@ -52,6 +52,9 @@ class JobRecord:
     timeout_s: float | None = None
     """The time limit of one attempt, in seconds."""
     callback_url: str | None = None
+    version: int = 1
+    """Grows with every change a client can see and never goes back: the id of its events
+    (brokers.events). The store keeps it; a new job starts at 1."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now

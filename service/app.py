@@ -16,7 +16,7 @@ from service.embedded import EmbeddedRuntime
 from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
-from service.routes import health, jobs, qr
+from service.routes import events, health, jobs, qr
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
         try:
             yield
         finally:
+            await backend.events.close()
             if runtime is not None:
                 await runtime.stop()
             await backend.broker.shutdown()
@@ -76,6 +77,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(qr.router)
     app.include_router(health.router)
     return app

@@ -68,6 +68,8 @@ def _record(fields: dict[str, str]) -> JobRecord:
         due_at=_number(fields.get("due_at", "")),
         timeout_s=_number(fields.get("timeout_s", "")),
         callback_url=fields.get("callback_url") or None,
+        # A job stored before versions existed has none: 0, so its first change makes 1.
+        version=int(fields.get("version") or 0),
     )
 
 
@@ -115,7 +117,7 @@ class RedisJobStore:
             "result", _dump(job.result), "files_purged", int(job.files_purged),
             "lane", job.lane, "due_at", "" if job.due_at is None else repr(job.due_at),
             "timeout_s", "" if job.timeout_s is None else repr(job.timeout_s),
-            "callback_url", job.callback_url or "",
+            "callback_url", job.callback_url or "", "version", job.version,
         ]  # fmt: skip
 
     async def submit(
@@ -185,6 +187,17 @@ class RedisJobStore:
     async def get(self, job_id: str) -> JobRecord | None:
         fields = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
         return _record(fields) if fields else None
+
+    async def get_many(self, job_ids: list[str]) -> dict[str, JobRecord | None]:
+        """Several jobs in one round trip; None for each that does not exist."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        return {
+            job_id: _record(fields) if fields else None
+            for job_id, fields in zip(job_ids, rows, strict=True)
+        }
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         key = self.keys.index(

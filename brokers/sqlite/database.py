@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lane          TEXT    NOT NULL DEFAULT 'interactive',
     due_at        REAL,
     timeout_s     REAL,
-    callback_url  TEXT
+    callback_url  TEXT,
+    version       INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
@@ -95,6 +96,18 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
 ) WITHOUT ROWID;
 """
 
+TRIGGERS = """
+-- Every update of a job bumps its version (brokers.events), so no writer has to: an UPDATE
+-- that sets version itself is left alone, and the trigger's own UPDATE does not fire it
+-- again (recursive triggers are off).
+CREATE TRIGGER IF NOT EXISTS jobs_version AFTER UPDATE ON jobs
+WHEN NEW.version = OLD.version
+BEGIN
+    UPDATE jobs SET version = OLD.version + 1 WHERE id = NEW.id;
+END;
+"""
+"""Created after MIGRATIONS, as they name columns an older file gains there."""
+
 DEFAULT_LANE = "interactive"
 LANES = (DEFAULT_LANE, "bulk")
 """Claimed in this order: an interactive job never waits behind bulk work."""
@@ -111,6 +124,7 @@ MIGRATIONS = (
     ("jobs", "due_at", "ALTER TABLE jobs ADD COLUMN due_at REAL"),
     ("jobs", "timeout_s", "ALTER TABLE jobs ADD COLUMN timeout_s REAL"),
     ("jobs", "callback_url", "ALTER TABLE jobs ADD COLUMN callback_url TEXT"),
+    ("jobs", "version", "ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 1"),
 )
 """Columns added after the first release: (table, column, statement adding it)."""
 
@@ -152,6 +166,7 @@ class Database:
         connection.execute("PRAGMA busy_timeout=10000")
         connection.executescript(SCHEMA)
         _migrate(connection)
+        connection.executescript(TRIGGERS)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_forever, args=(self._stop,), name="offload-checkpoint",

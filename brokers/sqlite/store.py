@@ -28,6 +28,8 @@ _COLUMNS = (
     "started_at, finished_at, expires_at, error, result, files_purged, cancel_requested, "
     "lane, due_at, timeout_s, callback_url"
 )
+_SELECTED = f"{_COLUMNS}, version"
+"""What reads select: the version is the store's own (a trigger bumps it), never inserted."""
 _STARTABLE = ("queued", "retrying", "running")
 _TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -39,7 +41,7 @@ def _dump(model: JobError | JobResult | Progress | None) -> str | None:
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
     (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
      started_at, finished_at, expires_at, error, result, files_purged,
-     cancel_requested, lane, due_at, timeout_s, callback_url) = row  # fmt: skip
+     cancel_requested, lane, due_at, timeout_s, callback_url, version) = row  # fmt: skip
     return JobRecord(
         id=job_id,
         tenant=tenant,
@@ -61,7 +63,25 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         due_at=due_at,
         timeout_s=timeout_s,
         callback_url=callback_url,
+        version=version,
     )
+
+
+def versions_of(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, int]:
+    """The version of each job that exists (brokers.sqlite.events asks this at each commit)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(job_ids), 500):  # well under SQLite's parameter limit
+        chunk = job_ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT id, version FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        )
+        found.update((job_id, version) for job_id, version in rows)
+    return found
+
+
+def read_job(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
+    row = conn.execute(f"SELECT {_SELECTED} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _record(row)
 
 
 class SqliteJobStore:
@@ -89,10 +109,7 @@ class SqliteJobStore:
         )  # fmt: skip
 
     async def get(self, job_id: str) -> JobRecord | None:
-        row = self.database.connection.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        return None if row is None else _record(row)
+        return read_job(self.database.connection, job_id)
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         clauses = ["tenant = ?"]
@@ -108,7 +125,7 @@ class SqliteJobStore:
             params.append(query.cursor)
         params.append(query.limit + 1)
         rows = self.database.connection.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
+            f"SELECT {_SELECTED} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         ).fetchall()
         records = [_record(row) for row in rows[: query.limit]]
