@@ -28,7 +28,6 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
