@@ -29,6 +29,8 @@ class JobWatch:
         self.job_id = job_id
         self.gone = False
         """The job was deleted (or purged) while watched."""
+        self.ending = False
+        """The server is shutting down: the client should come back (to another)."""
         self._latest: JobRecord | None = None
         self._taken = 0
         """Version of the last record :meth:`next` returned: older ones are not news."""
@@ -44,21 +46,26 @@ class JobWatch:
             self._latest = record
         self._news.set()
 
+    def end(self) -> None:
+        self.ending = True
+        self._news.set()
+
     def seen(self, version: int) -> None:
         """The client knows this version already (its own read, or Last-Event-ID)."""
         self._taken = max(self._taken, version)
         if self._latest is not None and self._latest.version <= self._taken:
             self._latest = None
-            if not self.gone:
+            if not (self.gone or self.ending):
                 self._news.clear()
 
     async def next(self, seconds: float) -> JobRecord | None:
         """The newest state since the last call, once there is one; None after ``seconds``
-        with no news, or when the job is gone (see :attr:`gone`)."""
+        with no news, or when the job is gone or the server ends (:attr:`gone`,
+        :attr:`ending`)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._news.wait(), seconds)
         latest, self._latest = self._latest, None
-        if not self.gone:
+        if not (self.gone or self.ending):
             self._news.clear()
         if latest is not None:
             self._taken = latest.version
@@ -75,6 +82,11 @@ class JobFeed(Protocol):
         """How many watches are open in this process (tests, /readyz)."""
         ...
 
+    def end_all(self) -> None:
+        """End every watch, and every one opened from now on: the server shuts down, and
+        a stream kept open would hold its shutdown up until the job finishes."""
+        ...
+
     async def close(self) -> None:
         """Stop listening; open watches see no more changes."""
         ...
@@ -89,10 +101,13 @@ class FanOut:
 
     def __init__(self) -> None:
         self._watches: dict[str, set[JobWatch]] = {}
+        self._ending = False
 
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[JobWatch]:
         watch = JobWatch(job_id)
+        if self._ending:
+            watch.end()
         self._watches.setdefault(job_id, set()).add(watch)
         try:
             self._ensure_listening()
@@ -106,6 +121,12 @@ class FanOut:
 
     def watch_count(self) -> int:
         return sum(len(watchers) for watchers in self._watches.values())
+
+    def end_all(self) -> None:
+        self._ending = True
+        for watchers in list(self._watches.values()):
+            for watch in list(watchers):
+                watch.end()
 
     def watched(self) -> list[str]:
         return list(self._watches)

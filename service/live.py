@@ -18,6 +18,7 @@ from service.presenters import present_job
 RETRY_MILLISECONDS = 1000
 """How long an EventSource waits before it reconnects after the stream ended early."""
 KEEPALIVE = ": keep-alive\n\n"
+ENDING = ": the server is shutting down; reconnect with Last-Event-ID\n\n"
 UNAVAILABLE = ": the job backend is unavailable; reconnect with Last-Event-ID\n\n"
 
 
@@ -58,9 +59,12 @@ async def job_events(
                 if record.status.is_terminal:
                     return
                 change = await watch.next(keepalive_seconds)
-                while change is None and not watch.gone:
+                while change is None and not (watch.gone or watch.ending):
                     yield KEEPALIVE
                     change = await watch.next(keepalive_seconds)
+                if watch.ending:
+                    yield ENDING
+                    return
                 record = change
     except backend.unavailable_errors:
         yield UNAVAILABLE
@@ -83,6 +87,8 @@ async def wait_for_change(
             change = await watch.next(left)
             if watch.gone:
                 return None
+            if watch.ending:  # the server shuts down: answer now rather than hold it up
+                break
             if change is not None:
                 record = change
         return record

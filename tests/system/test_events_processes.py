@@ -4,6 +4,7 @@ backends, and open streams outlive a Redis restart."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -130,3 +131,26 @@ async def until_comments(stream: EventStream, count: int, reading: asyncio.Futur
         assert not reading.done(), f"an event came during the outage: {reading.result()}"
         await asyncio.sleep(0.01)
     assert len(stream.comments) >= target
+
+
+async def test_sigterm_ends_open_streams_instead_of_waiting_for_them(
+    processes: Processes,
+) -> None:
+    """uvicorn waits for open responses before it stops: a stream on a job that never
+    finishes would hold ``offload serve`` up for its whole grace time and then be cut."""
+    server = processes.serve(OFFLOAD_SHUTDOWN_GRACE_SECONDS="60")
+    embedded.use_data_dir(processes.data_dir)
+    record = await store_job(embedded, status=JobStatus.QUEUED)  # no message: never runs
+    async with (
+        httpx.AsyncClient(base_url=str(server.base_url), timeout=30) as client,
+        open_stream(client, record.id) as stream,
+    ):
+        first = await stream.next()
+        server.signalled.append(signal.SIGTERM)
+        server.popen.send_signal(signal.SIGTERM)
+        rest = await stream.rest(timeout=20)
+    code = await asyncio.to_thread(server.popen.wait, 20)
+    assert first.job["status"] == "queued"
+    assert rest == []
+    assert any("shutting down" in comment for comment in stream.comments), stream.comments
+    processes.check(code == 0, f"offload serve exited with {code}")
