@@ -36,6 +36,10 @@ RECONNECT_PAUSE_SECONDS = (0.1, 2.0)
 """First and longest pause before subscribing again after the subscription broke."""
 IDLE_CHECK_SECONDS = 1.0
 """How long one read of the subscription waits; then it checks that somebody still watches."""
+QUIET_SECONDS = 10.0
+"""After this long with nothing heard the listener PINGs; with no answer within as long
+again the connection is taken for dead (a cut cable or a vanished host breaks nothing
+visibly: the socket just stays silent) and it subscribes anew."""
 
 
 class RedisJobFeed(FanOut):
@@ -46,6 +50,7 @@ class RedisJobFeed(FanOut):
         self.keys = keys
         self.subscriptions = 0
         """How many times this process subscribed (tests: reconnects, one per many watches)."""
+        self.quiet_seconds = QUIET_SECONDS
         self._known: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,14 +71,14 @@ class RedisJobFeed(FanOut):
         pause = first
         while self._watches:
             pubsub = self.redis.pubsub()
+            subscribed_before = self.subscriptions
             try:
                 await pubsub.subscribe(self.keys.events)
-                while self._watches:
-                    message = await pubsub.get_message(timeout=IDLE_CHECK_SECONDS)
-                    if message is not None:
-                        await self._on_message(message)
-                        pause = first
+                await self._read_messages(pubsub)
+                pause = first
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                if self.subscriptions > subscribed_before:  # it worked for a while
+                    pause = first
                 logger.warning(
                     "job events: the Redis subscription broke (%s); subscribing again in %.1f s",
                     error,
@@ -83,6 +88,26 @@ class RedisJobFeed(FanOut):
                 pause = min(pause * 2, longest)
             finally:
                 await _close(pubsub)
+
+    async def _read_messages(self, pubsub: PubSub) -> None:
+        """Hand on what the subscription says while anybody watches; raise when it broke
+        or stayed silent through a PING."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        pinged = False
+        while self._watches:
+            wait = min(IDLE_CHECK_SECONDS, self.quiet_seconds)
+            message = await pubsub.get_message(timeout=wait)
+            if message is not None:
+                heard, pinged = loop.time(), False
+                await self._on_message(message)
+                continue
+            silent = loop.time() - heard
+            if pinged and silent > 2 * self.quiet_seconds:
+                raise RedisTimeoutError(f"no answer to a PING in {self.quiet_seconds:g} s")
+            if not pinged and silent > self.quiet_seconds:
+                await pubsub.ping()
+                pinged = True
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         if message["type"] == "subscribe":
