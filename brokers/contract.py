@@ -57,6 +57,9 @@ class JobRecord:
     """While ``retrying``: when the next attempt is due."""
     attempt_errors: list[AttemptError] = field(default_factory=list)
     """The error of every failed attempt, oldest first; a manual retry keeps them."""
+    version: int = 1
+    """Grows with every change a client can see and never goes back: the id of its events
+    (brokers.events). The store keeps it; a new job starts at 1."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now

@@ -16,9 +16,11 @@ from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListRedisScheduleSource, RedisAsyncResultBackend
 
 from brokers.contract import JobStore, JobSubmitter
+from brokers.events import JobFeed
 from brokers.files import LocalFileStore
 from brokers.lifecycle import JobLifecycleMiddleware
 from brokers.redis.broker import OffloadStreamBroker
+from brokers.redis.events import RedisJobFeed
 from brokers.redis.keys import Keys
 from brokers.redis.schedules import RedisTickLedger
 from brokers.redis.store import RedisJobStore
@@ -29,6 +31,7 @@ from brokers.schedules import OncePerTick
 from brokers.screening import MessageScreen
 from brokers.sqlite.broker import SqliteBroker
 from brokers.sqlite.database import Database
+from brokers.sqlite.events import SqliteJobFeed
 from brokers.sqlite.group_commit import GroupCommit
 from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
@@ -50,6 +53,8 @@ class Backend:
     store: JobStore
     submitter: JobSubmitter
     files: LocalFileStore
+    events: JobFeed
+    """Tells waiting clients (SSE, long-poll) that a job changed, in any process."""
     schedule_sources: list[ScheduleSource] = field(default_factory=list)
     database: Database | None = None
     redis: Redis | None = None
@@ -85,6 +90,7 @@ class Backend:
 
     async def close(self) -> None:
         """Release connections that the broker's shutdown does not own."""
+        await self.events.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -132,6 +138,7 @@ def _build_sqlite(settings: Settings) -> Backend:
         store=store,
         submitter=SqliteJobSubmitter(broker),
         files=LocalFileStore(settings.files_dir),
+        events=SqliteJobFeed(database),
         schedule_sources=[
             OncePerTick(LabelScheduleSource(broker), ledger),
             OncePerTick(SqliteScheduleSource(database), ledger),
@@ -190,6 +197,7 @@ def _build_redis(settings: Settings) -> Backend:
         store=store,
         submitter=RedisJobSubmitter(store, broker, settle_seconds=SUBMIT_SETTLE_SECONDS),
         files=LocalFileStore(settings.files_dir),
+        events=RedisJobFeed(redis, store, keys),
         schedule_sources=[
             OncePerTick(LabelScheduleSource(broker), ledger),
             OncePerTick(schedules, ledger),

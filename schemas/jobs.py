@@ -224,6 +224,11 @@ class Job(BaseModel):
     )
     timeout_s: float | None = Field(default=None, description="Time limit of one attempt.")
     callback_url: str | None = None
+    version: int = Field(
+        ge=0,
+        description="Grows with every change of the job and never goes back: the `id` of its "
+        "events and its ETag.",
+    )
     links: JobLinks
 
 

@@ -16,7 +16,7 @@ from service.embedded import EmbeddedRuntime
 from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
-from service.routes import health, jobs, qr
+from service.routes import events, health, jobs, qr
 from service.routes.submit import kind_router
 from tasks.kinds import declared_kinds
 
@@ -53,6 +53,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
         try:
             yield
         finally:
+            await backend.events.close()
             if runtime is not None:
                 await runtime.stop()
             await backend.broker.shutdown()
@@ -80,6 +81,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     # The kinds declared by now: importing tasks.kinds found every module in tasks/.
     app.include_router(kind_router(declared_kinds()))
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(qr.router)
     app.include_router(health.router)
     return app

@@ -43,5 +43,6 @@ def present_job(record: JobRecord) -> Job:
         run_at=_when(record.due_at),
         timeout_s=record.timeout_s,
         callback_url=record.callback_url,
+        version=record.version,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -15,6 +17,17 @@ STARTUP_FAILURE = 3
 
 
 class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn waits for open responses before it stops; event streams and long-polls
+        # would hold it up until their jobs finish. End them: clients come back.
+        from brokers import backend
+
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(backend.events.end_all)
+        except RuntimeError:  # not inside the loop
+            backend.events.end_all()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         description="How long `offload serve` waits for a whole request (headers and body) to "
         "arrive, from the connection or its first byte; then it answers 408 and closes.",
     )
+    events_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="How often an open event stream with no news gets a comment line, so "
+        "proxies and clients see that it is alive.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

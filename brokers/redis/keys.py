@@ -54,6 +54,11 @@ class Keys:
         return f"{self.prefix}:open"
 
     @property
+    def events(self) -> str:
+        """The pub/sub channel on which scripts announce "<job id> <version>" (scripts.py)."""
+        return f"{self.prefix}:events"
+
+    @property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
 

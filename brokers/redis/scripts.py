@@ -33,10 +33,17 @@ local function index_keys(tenant, kind, status)
     local base = prefix .. ':idx:' .. tenant
     return {base .. ':s:' .. status, base .. ':s:' .. status .. ':k:' .. kind}
 end
+-- Every change a client can see bumps the job's version and tells the API processes
+-- watching it (brokers/redis/events.py): a PUBLISH nobody listens to costs next to nothing.
+local function changed()
+    local version = redis.call('HINCRBY', job, 'version', 1)
+    redis.call('PUBLISH', prefix .. ':events', id .. ' ' .. version)
+end
 local function move(tenant, kind, old, new)
     for _, key in ipairs(index_keys(tenant, kind, old)) do redis.call('ZREM', key, id) end
     for _, key in ipairs(index_keys(tenant, kind, new)) do redis.call('ZADD', key, 0, id) end
     if startable(new) then redis.call('ZADD', open, 0, id) else redis.call('ZREM', open, id) end
+    changed()
 end
 local function forget(tenant, kind, status)
     local idem = redis.call('HGET', job, 'idempotency_key')
@@ -52,6 +59,7 @@ local function forget(tenant, kind, status)
     redis.call('ZREM', open, id)
     redis.call('ZREM', delayed, id)
     redis.call('DEL', job)
+    redis.call('PUBLISH', prefix .. ':events', id .. ' 0')
 end
 local function fail(f_status, tenant, kind, now, error)
     redis.call('HSET', job, 'status', 'failed', 'finished_at', now, 'error', error)
@@ -330,6 +338,7 @@ PROGRESS = (
 local f = redis.call('HMGET', job, 'status', 'fence', 'cancel_requested')
 if f[1] ~= 'running' or f[2] ~= ARGV[3] or f[3] == '1' then return 0 end
 redis.call('HSET', job, 'progress', ARGV[2])
+changed()
 return 1
 """
 )
@@ -344,6 +353,7 @@ if f[1] == 'cancelled' then return 'cancelled' end
 if not startable(f[1]) then return 'finished' end
 if f[1] == 'running' then
     redis.call('HSET', job, 'cancel_requested', '1')
+    changed()
     return 'requested'
 end
 redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2], 'next_attempt_at', '')
@@ -409,6 +419,7 @@ PURGE_FILES = (
 local status = redis.call('HGET', job, 'status')
 if not status or startable(status) then return 0 end
 redis.call('HSET', job, 'files_purged', 1, 'result', '')
+changed()
 redis.call('ZREM', prefix .. ':expiry:files', id)
 return 1
 """

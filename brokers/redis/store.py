@@ -74,6 +74,8 @@ def _record(fields: dict[str, str]) -> JobRecord:
             AttemptError.model_validate(item)
             for item in json.loads(fields.get("attempt_errors") or "[]")
         ],
+        # A job stored before versions existed has none: 0, so its first change makes 1.
+        version=int(fields.get("version") or 0),
     )
 
 
@@ -122,11 +124,11 @@ class RedisJobStore:
             "result", _dump(job.result), "files_purged", int(job.files_purged),
             "lane", job.lane, "due_at", "" if job.due_at is None else repr(job.due_at),
             "timeout_s", "" if job.timeout_s is None else repr(job.timeout_s),
-            "callback_url", job.callback_url or "",
             "next_attempt_at", "" if job.next_attempt_at is None else repr(job.next_attempt_at),
             "attempt_errors", json.dumps(
                 [error.model_dump(mode="json") for error in job.attempt_errors]
             ),
+            "callback_url", job.callback_url or "", "version", job.version,
         ]  # fmt: skip
 
     async def submit(
@@ -206,6 +208,17 @@ class RedisJobStore:
     async def get(self, job_id: str) -> JobRecord | None:
         fields = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
         return _record(fields) if fields else None
+
+    async def get_many(self, job_ids: list[str]) -> dict[str, JobRecord | None]:
+        """Several jobs in one round trip; None for each that does not exist."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        return {
+            job_id: _record(fields) if fields else None
+            for job_id, fields in zip(job_ids, rows, strict=True)
+        }
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         key = self.keys.index(

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     callback_url  TEXT,
     attempt_errors TEXT,
     next_attempt_at REAL,
-    message_token INTEGER NOT NULL DEFAULT 0
+    message_token INTEGER NOT NULL DEFAULT 0,
+    version       INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (tenant, status, id);
@@ -99,6 +100,18 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
 ) WITHOUT ROWID;
 """
 
+TRIGGERS = """
+-- Every update of a job bumps its version (brokers.events), so no writer has to: an UPDATE
+-- that sets version itself is left alone, and the trigger's own UPDATE does not fire it
+-- again (recursive triggers are off).
+CREATE TRIGGER IF NOT EXISTS jobs_version AFTER UPDATE ON jobs
+WHEN NEW.version = OLD.version
+BEGIN
+    UPDATE jobs SET version = OLD.version + 1 WHERE id = NEW.id;
+END;
+"""
+"""Created after MIGRATIONS, as they name columns an older file gains there."""
+
 DEFAULT_LANE = "interactive"
 LANES = (DEFAULT_LANE, "bulk")
 """Claimed in this order: an interactive job never waits behind bulk work."""
@@ -123,6 +136,7 @@ MIGRATIONS = (
         "ALTER TABLE jobs ADD COLUMN message_token INTEGER NOT NULL DEFAULT 0",
     ),
     ("queue", "token", "ALTER TABLE queue ADD COLUMN token INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "version", "ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 1"),
 )
 """Columns added after the first release: (table, column, statement adding it)."""
 
@@ -164,6 +178,7 @@ class Database:
         connection.execute("PRAGMA busy_timeout=10000")
         connection.executescript(SCHEMA)
         _migrate(connection)
+        connection.executescript(TRIGGERS)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_forever, args=(self._stop,), name="offload-checkpoint",

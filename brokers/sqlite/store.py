@@ -35,6 +35,8 @@ _APPEND_ERROR = (
 )
 """attempt_errors with one more (params: the error's JSON, when, the next attempt's due
 time or None); ``attempts`` is the failed attempt's number, as the row holds it."""
+_SELECTED = f"{_COLUMNS}, version"
+"""What reads select: the version is the store's own (a trigger bumps it), never inserted."""
 _STARTABLE = ("queued", "retrying", "running")
 _IDS_PER_QUERY = 500
 """Bound parameters per query: well below SQLite's limit (32,766 since 3.32, 999 before)."""
@@ -49,7 +51,7 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
     (job_id, tenant, kind, status, request, progress, attempts, max_attempts, created_at,
      started_at, finished_at, expires_at, error, result, files_purged,
      cancel_requested, lane, due_at, timeout_s, callback_url, attempt_errors,
-     next_attempt_at) = row  # fmt: skip
+     next_attempt_at, version) = row  # fmt: skip
     return JobRecord(
         id=job_id,
         tenant=tenant,
@@ -75,6 +77,7 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         if attempt_errors
         else [],
         next_attempt_at=next_attempt_at,
+        version=version,
     )
 
 
@@ -82,6 +85,23 @@ def _errors_json(errors: list[AttemptError]) -> str | None:
     if not errors:
         return None
     return json.dumps([error.model_dump(mode="json") for error in errors])
+
+
+def versions_of(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, int]:
+    """The version of each job that exists (brokers.sqlite.events asks this at each commit)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(job_ids), _IDS_PER_QUERY):
+        chunk = job_ids[start : start + _IDS_PER_QUERY]
+        rows = conn.execute(
+            f"SELECT id, version FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        )
+        found.update((job_id, version) for job_id, version in rows)
+    return found
+
+
+def read_job(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
+    row = conn.execute(f"SELECT {_SELECTED} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _record(row)
 
 
 class SqliteJobStore:
@@ -110,10 +130,7 @@ class SqliteJobStore:
         )  # fmt: skip
 
     async def get(self, job_id: str) -> JobRecord | None:
-        row = self.database.connection.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        return None if row is None else _record(row)
+        return read_job(self.database.connection, job_id)
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         clauses = ["tenant = ?"]
@@ -129,7 +146,7 @@ class SqliteJobStore:
             params.append(query.cursor)
         params.append(query.limit + 1)
         rows = self.database.connection.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
+            f"SELECT {_SELECTED} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         ).fetchall()
         records = [_record(row) for row in rows[: query.limit]]

@@ -29,6 +29,7 @@ from service.errors import (
     documented,
 )
 from service.json_body import JsonBodyRoute
+from service.live import wait_for_change
 from service.presenters import present_job
 from tasks.kinds import DEFAULT_MAX_ATTEMPTS, find_kind
 
@@ -36,6 +37,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 JOB_ID_RULE = "32 lowercase hexadecimal characters"
+MAX_WAIT_SECONDS = 60
+"""Longest long-poll: shorter than the idle timeouts of common proxies and clients."""
 
 
 class JobIdConvertor(Convertor[str]):
@@ -67,7 +70,7 @@ RESULT_MEDIA_TYPES = {
     "image/svg+xml": {"schema": {"type": "string"}},
     "application/pdf": {"schema": BINARY},
 }
-_JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result)?")
+_JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result|/events)?")
 
 
 def explain_unrouted(path: str) -> InvalidJobIdError | None:
@@ -89,6 +92,10 @@ async def _find(backend: BackendDep, tenant: str, job_id: str) -> JobRecord:
     if record.is_expired(time.time()):
         raise JobExpiredError(f"job {job_id} has expired")
     return record
+
+
+find_job = _find
+"""For the other job routes (service.routes.events)."""
 
 
 @router.get(
@@ -127,12 +134,44 @@ async def list_jobs(
     operation_id="get_job",
     response_model=Job,
     responses=documented(
-        JobNotFoundError, InvalidJobIdError, JobExpiredError, BackendUnavailableError
+        JobNotFoundError,
+        InvalidJobIdError,
+        JobExpiredError,
+        BackendUnavailableError,
+        validation=True,
     ),
 )
-async def get_job(job_id: JobId, backend: BackendDep, tenant: TenantDep) -> Job:
-    """Read a job: its status, progress, error and result."""
-    return present_job(await _find(backend, tenant, job_id))
+async def get_job(
+    job_id: JobId,
+    backend: BackendDep,
+    tenant: TenantDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long-poll: answer once the job changes (its `version` passes "
+            "`since`), or after this many seconds with its current state.",
+        ),
+    ] = None,
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="With `wait`: the `version` the client has. A job already past it "
+            "is answered at once. Default: the job's version when the request arrives.",
+        ),
+    ] = None,
+) -> Job:
+    """Read a job: its status, progress, error and result; with `wait`, once it changes."""
+    record = await _find(backend, tenant, job_id)
+    if wait is not None:
+        seen = record.version if since is None else since
+        changed = await wait_for_change(backend, job_id, seen, wait)
+        if changed is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        record = changed
+    return present_job(record)
 
 
 @router.get(

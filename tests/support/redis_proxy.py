@@ -61,6 +61,8 @@ class RedisProxy:
         self.redis_port = redis_port
         self.port = 0
         self.dark = False
+        self.frozen = False
+        """Bytes are dropped both ways and connections stay open: a cut cable."""
         self.refused = 0
         """Connections turned away while dark."""
         self._armed: LostReply | None = None
@@ -99,6 +101,12 @@ class RedisProxy:
 
     def restore(self) -> None:
         self.dark = False
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """Drop every byte both ways from now on but close nothing, as when a cable is cut
+        or a host vanishes: a client hears nothing, not even that the connection died."""
+        self.frozen = True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -144,12 +152,16 @@ class RedisProxy:
                     self._armed, link.losing = None, armed
                     armed.request = data
                 tail = (tail + data)[-256:]
+                if self.frozen:
+                    continue
                 link.redis_writer.write(data)
                 await link.redis_writer.drain()
 
     async def _to_client(self, link: _Link) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await link.redis_reader.read(65536):
+                if self.frozen:
+                    continue
                 if link.losing is None:
                     link.client_writer.write(data)
                     await link.client_writer.drain()
