@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from taskiq import BrokerMessage
 
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
+from schemas.webhooks import JobWebhook
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -52,6 +53,8 @@ class JobRecord:
     timeout_s: float | None = None
     """The time limit of one attempt, in seconds."""
     callback_url: str | None = None
+    webhook: JobWebhook | None = None
+    """Delivery of the webhook to ``callback_url`` once the job finished (read-only here)."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from schemas.webhooks import JobWebhook
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -164,6 +166,9 @@ class Job(BaseModel):
     )
     timeout_s: float | None = Field(default=None, description="Time limit of one attempt.")
     callback_url: str | None = None
+    webhook: JobWebhook | None = Field(
+        default=None, description="Delivery of the webhook to callback_url, once finished."
+    )
     links: JobLinks
 
 

@@ -16,7 +16,7 @@ from service.embedded import EmbeddedRuntime
 from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
-from service.routes import health, jobs, qr
+from service.routes import health, jobs, qr, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -77,5 +77,6 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(jobs.router)
     app.include_router(qr.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     return app

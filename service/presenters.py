@@ -41,5 +41,6 @@ def present_job(record: JobRecord) -> Job:
         run_at=_when(record.due_at),
         timeout_s=record.timeout_s,
         callback_url=record.callback_url,
+        webhook=record.webhook,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
     )

@@ -1,5 +1,5 @@
 """Every task module, so ``taskiq worker brokers:broker tasks`` registers them all."""
 
-from tasks import maintenance, qr
+from tasks import maintenance, qr, webhooks
 
-__all__ = ["maintenance", "qr"]
+__all__ = ["maintenance", "qr", "webhooks"]

@@ -28,6 +28,7 @@ from brokers.contract import (
 from brokers.redis import scripts
 from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
+from brokers.redis.webhooks import webhook_of
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _WORKER_LOST = WORKER_LOST.model_dump_json()
@@ -68,6 +69,7 @@ def _record(fields: dict[str, str]) -> JobRecord:
         due_at=_number(fields.get("due_at", "")),
         timeout_s=_number(fields.get("timeout_s", "")),
         callback_url=fields.get("callback_url") or None,
+        webhook=webhook_of(fields),
     )
 
 

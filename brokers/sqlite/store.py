@@ -21,6 +21,7 @@ from brokers.contract import (
 )
 from brokers.sqlite.database import Database
 from brokers.sqlite.group_commit import GroupCommit
+from brokers.sqlite.webhooks import webhook_of
 from schemas.jobs import JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
@@ -92,7 +93,7 @@ class SqliteJobStore:
         row = self.database.connection.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else self._with_webhook(_record(row))
 
     async def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         clauses = ["tenant = ?"]
@@ -111,9 +112,14 @@ class SqliteJobStore:
             f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         ).fetchall()
-        records = [_record(row) for row in rows[: query.limit]]
+        records = [self._with_webhook(_record(row)) for row in rows[: query.limit]]
         next_cursor = records[-1].id if len(rows) > query.limit else None
         return records, next_cursor
+
+    def _with_webhook(self, record: JobRecord) -> JobRecord:
+        if record.callback_url is not None:
+            record.webhook = webhook_of(self.database.connection, record.id, record.callback_url)
+        return record
 
     async def begin_attempt(self, job_id: str, now: float) -> Admitted:
         with self.database.transaction() as conn:
