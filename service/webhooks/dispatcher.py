@@ -23,7 +23,7 @@ from brokers.webhooks import DueWebhook, WebhookOutbox, event_id
 from schemas.webhooks import WebhookDelivery, WebhookState
 from service.presenters import present_job
 from service.settings import Settings
-from service.webhooks.sender import Resolver, TryOutcome, resolve, send
+from service.webhooks.sender import Resolver, TryOutcome, send
 from service.webhooks.signing import new_secret, signed_headers
 
 logger = logging.getLogger("offload.webhooks")
@@ -72,7 +72,7 @@ class WebhookDispatcher:
         policy: WebhookPolicy,
         *,
         clock: Callable[[], float] = time.time,
-        resolver: Resolver = resolve,
+        resolver: Resolver | None = None,
     ) -> None:
         if backend.webhooks is None:
             raise ValueError("this backend keeps no webhook outbox")
@@ -95,6 +95,12 @@ class WebhookDispatcher:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # On Python 3.11 redis-py can swallow a cancel (see brokers.heartbeat): ask again
+            # until the task has stopped.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.1)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._loop = None

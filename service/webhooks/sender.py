@@ -54,8 +54,9 @@ async def send(
     *,
     allow_private: bool,
     timeout_s: float,
-    resolver: Resolver = resolve,
+    resolver: Resolver | None = None,
 ) -> TryOutcome:
+    """One try; ``resolver`` defaults to the system's (looked up now, so tests can swap it)."""
     started = time.monotonic()
 
     def outcome(status: int | None, error: str | None, refused: bool = False) -> TryOutcome:
@@ -67,7 +68,7 @@ async def send(
         return outcome(None, f"refused: {refused}", refused=True)
     try:
         async with asyncio.timeout(timeout_s):
-            address = await _checked_address(target, allow_private, resolver)
+            address = await _checked_address(target, allow_private, resolver or resolve)
             return outcome(await _post(target, address, body, headers, timeout_s), None)
     except CallbackRefused as refused:
         return outcome(None, f"refused: {refused}", refused=True)

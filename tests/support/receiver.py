@@ -59,9 +59,8 @@ class Receiver:
             extra = (
                 f"location: {self.location}\r\n" if 300 <= status < 400 and self.location else ""
             )
-            writer.write(
-                f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok".encode()
-            )
+            reply = f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}"
+            writer.write(f"{reply}\r\nok".encode())
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
