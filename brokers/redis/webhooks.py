@@ -32,14 +32,13 @@ return out
 """
 
 # KEYS: prefix. ARGV: job id, seq, state, a try's JSON or '', next due or '', tries before
-# -> 1 if recorded, or recorded already (a resend after a lost reply adds nothing); 0: the
-# job is gone, finished again since (with its own entry), or another worker recorded a try.
+# -> 1 if recorded; 0 if the job is gone, finished again since (with its own entry), or a try
+# was recorded since the claim (so a resend after a lost reply adds nothing).
 RECORD = """
 local job = KEYS[1] .. ':job:' .. ARGV[1]
 local due = KEYS[1] .. ':webhooks'
 local f = redis.call('HMGET', job, 'webhook_seq', 'webhook_deliveries', 'webhook_tries')
 if not f[1] or f[1] ~= ARGV[2] then return 0 end
-if ARGV[4] ~= '' and tonumber(f[3]) == tonumber(ARGV[6]) + 1 then return 1 end
 if tonumber(f[3]) ~= tonumber(ARGV[6]) then return 0 end
 if ARGV[4] ~= '' then
     local list = f[2]
