@@ -55,8 +55,10 @@ async def send(
     allow_private: bool,
     timeout_s: float,
     resolver: Resolver | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> TryOutcome:
-    """One try; ``resolver`` defaults to the system's (looked up now, so tests can swap it)."""
+    """One try; ``resolver`` defaults to the system's (looked up now, so tests can swap it),
+    ``tls`` to certifi's CAs."""
     started = time.monotonic()
 
     def outcome(status: int | None, error: str | None, refused: bool = False) -> TryOutcome:
@@ -69,7 +71,8 @@ async def send(
     try:
         async with asyncio.timeout(timeout_s):
             address = await _checked_address(target, allow_private, resolver or resolve)
-            return outcome(await _post(target, address, body, headers, timeout_s), None)
+            status = await _post(target, address, body, headers, timeout_s, tls or _tls())
+            return outcome(status, None)
     except CallbackRefused as refused:
         return outcome(None, f"refused: {refused}", refused=True)
     except TimeoutError:
@@ -110,6 +113,7 @@ async def _post(
     body: bytes,
     headers: dict[str, str],
     timeout_s: float,
+    tls: ssl.SSLContext,
 ) -> int:
     """POST to the checked address itself: the URL names the IP (no second DNS lookup), the
     Host header and TLS (SNI and the certificate check) name the host. A fresh connection
@@ -118,7 +122,7 @@ async def _post(
     if target.url.scheme == "https" and target.literal is None:
         extensions["sni_hostname"] = target.host
     async with httpx.AsyncClient(
-        verify=_tls(),
+        verify=tls,
         trust_env=False,  # a proxy would resolve the name itself, past our check
         follow_redirects=False,
         timeout=timeout_s,

@@ -9,6 +9,7 @@ answers whatever the test's loop (or another process) is doing.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -69,7 +70,11 @@ class Receiver:
 
 
 @contextmanager
-def receiver(statuses: list[int] | None = None, location: str | None = None) -> Iterator[Receiver]:
+def receiver(
+    statuses: list[int] | None = None,
+    location: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[Receiver]:
     """Run a receiver for the block; it answers ``statuses`` in turn, then 200."""
     hook = Receiver(free_port(), list(statuses or []), location)
     loop = asyncio.new_event_loop()
@@ -77,7 +82,7 @@ def receiver(statuses: list[int] | None = None, location: str | None = None) -> 
     server: list[asyncio.Server] = []
 
     async def start() -> None:
-        server.append(await asyncio.start_server(hook._serve, "127.0.0.1", hook.port))
+        server.append(await asyncio.start_server(hook._serve, "127.0.0.1", hook.port, ssl=tls))
         ready.set()
 
     def run() -> None:
