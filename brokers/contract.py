@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from taskiq import BrokerMessage
 
 from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
+from schemas.webhooks import JobWebhook
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -60,6 +61,8 @@ class JobRecord:
     version: int = 1
     """Grows with every change a client can see and never goes back: the id of its events
     (brokers.events). The store keeps it; a new job starts at 1."""
+    webhook: JobWebhook | None = None
+    """Delivery of the webhook to ``callback_url`` once the job finished (read-only here)."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at <= now

@@ -25,6 +25,7 @@ from brokers.redis.keys import Keys
 from brokers.redis.schedules import RedisTickLedger
 from brokers.redis.store import RedisJobStore
 from brokers.redis.submitter import RedisJobSubmitter
+from brokers.redis.webhooks import RedisWebhookOutbox
 from brokers.redis.workers import RedisWorkerRegistry
 from brokers.results import JobOutcomesInStore
 from brokers.schedules import OncePerTick
@@ -37,8 +38,10 @@ from brokers.sqlite.result_backend import SqliteResultBackend
 from brokers.sqlite.schedule_source import SqliteScheduleSource, SqliteTickLedger
 from brokers.sqlite.store import SqliteJobStore
 from brokers.sqlite.submitter import SqliteJobSubmitter
+from brokers.sqlite.webhooks import SqliteWebhookOutbox
 from brokers.sqlite.workers import SqliteWorkerRegistry
 from brokers.stopping import JobStopper
+from brokers.webhooks import WebhookOutbox
 from service.settings import Settings
 
 BACKEND_STATE_KEY = "offload_backend"
@@ -62,6 +65,8 @@ class Backend:
     """Errors that mean "the backend cannot be reached now": the API answers 503."""
     stopper: JobStopper | None = None
     """Stops this process's cancelled jobs and runs their CPU steps (brokers/stopping.py)."""
+    webhooks: WebhookOutbox | None = None
+    """Webhooks due for delivery (set by both builders; optional for hand-made backends)."""
 
     def __post_init__(self) -> None:
         setattr(self.broker.state, BACKEND_STATE_KEY, self)
@@ -146,6 +151,7 @@ def _build_sqlite(settings: Settings) -> Backend:
         database=database,
         unavailable_errors=(sqlite3.OperationalError, OSError),
         stopper=stopper,
+        webhooks=SqliteWebhookOutbox(database),
     )
 
 
@@ -205,4 +211,5 @@ def _build_redis(settings: Settings) -> Backend:
         redis=redis,
         unavailable_errors=(RedisConnectionError, RedisTimeoutError, OSError),
         stopper=stopper,
+        webhooks=RedisWebhookOutbox(redis, keys),
     )

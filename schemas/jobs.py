@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from schemas.kinds import JobKind as JobKind  # re-exported: the names live in schemas.kinds
+from schemas.webhooks import JobWebhook
 
 
 class JobStatus(StrEnum):
@@ -228,6 +229,9 @@ class Job(BaseModel):
         ge=0,
         description="Grows with every change of the job and never goes back: the `id` of its "
         "events and its ETag.",
+    )
+    webhook: JobWebhook | None = Field(
+        default=None, description="Delivery of the webhook to callback_url, once finished."
     )
     links: JobLinks
 

@@ -16,7 +16,7 @@ from service.embedded import EmbeddedRuntime
 from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
-from service.routes import events, health, jobs, qr
+from service.routes import events, health, jobs, qr, webhooks
 from service.routes.submit import kind_router
 from tasks.kinds import declared_kinds
 
@@ -83,5 +83,6 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(qr.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     return app

@@ -22,6 +22,7 @@ from taskiq_fastapi import populate_dependency_context
 from brokers.dependencies import freeze_dependency_overrides
 from brokers.factory import Backend
 from scheduler import build_scheduler
+from service.webhooks.dispatcher import WebhookDispatcher, WebhookPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class EmbeddedRuntime:
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task[None] | None = None
         self._scheduler: asyncio.Task[None] | None = None
+        self._webhooks: WebhookDispatcher | None = None
         self._failure: tuple[float, str] | None = None
         """When and why the worker last stopped and was started again."""
 
@@ -72,6 +74,9 @@ class EmbeddedRuntime:
             SchedulerLoop(scheduler).run(), name="offload-scheduler"
         )
         self._scheduler.add_done_callback(_report_crash)
+        if self.backend.webhooks is not None:
+            self._webhooks = WebhookDispatcher(self.backend, WebhookPolicy.of(settings))
+            self._webhooks.start()
         logger.info(
             "embedded worker (%d at once) and scheduler running", settings.worker_concurrency
         )
@@ -112,6 +117,8 @@ class EmbeddedRuntime:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
+        if self._webhooks is not None:
+            await self._webhooks.stop()
         self._finish.set()
         if self._worker is not None:
             grace = self.backend.settings.shutdown_grace_seconds + 1.0

@@ -44,5 +44,6 @@ def present_job(record: JobRecord) -> Job:
         timeout_s=record.timeout_s,
         callback_url=record.callback_url,
         version=record.version,
+        webhook=record.webhook,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
     )

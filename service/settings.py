@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -143,6 +143,34 @@ class Settings(BaseSettings):
         "proxies and clients see that it is alive.",
     )
 
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach private, loopback and other non-public addresses, "
+        "and plain http: for local setups and tests only.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Longest one webhook try may take, connect to last byte read.",
+    )
+    webhook_max_tries: int = Field(
+        default=8,
+        ge=1,
+        le=20,
+        description="Tries per webhook before it is given up as failed.",
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait before the second try; each later wait doubles (with jitter).",
+    )
+    webhook_backoff_cap_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest wait between two tries of a webhook.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _any_case(cls, level: object) -> object:
@@ -163,6 +191,14 @@ class Settings(BaseSettings):
         if len(cron.split()) != 5:
             raise ValueError("must be a five-field cron expression, e.g. '*/5 * * * *'")
         return cron
+
+    @field_validator("webhook_backoff_cap_seconds")
+    @classmethod
+    def _cap_above_base(cls, cap: float, info: ValidationInfo) -> float:
+        base = info.data.get("webhook_backoff_base_seconds")
+        if base is not None and cap < base:
+            raise ValueError("must be at least OFFLOAD_WEBHOOK_BACKOFF_BASE_SECONDS")
+        return cap
 
     @property
     def backend(self) -> Literal["sqlite", "redis"]:

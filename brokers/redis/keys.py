@@ -70,6 +70,14 @@ class Keys:
     def rows_expiry(self) -> str:
         return f"{self.prefix}:expiry:rows"
 
+    @property
+    def webhooks(self) -> str:
+        """Job ids whose webhook is pending, scored by when the next try is due."""
+        return f"{self.prefix}:webhooks"
+
+    def webhook_secret(self, tenant: str) -> str:
+        return f"{self.prefix}:webhook-secret:{tenant}"
+
     def tick(self, schedule_id: str, tick: str) -> str:
         return f"{self.prefix}:tick:{schedule_id}:{tick}"
 

@@ -39,10 +39,21 @@ local function changed()
     local version = redis.call('HINCRBY', job, 'version', 1)
     redis.call('PUBLISH', prefix .. ':events', id .. ' ' .. version)
 end
+-- A job with a callback that finishes gets its webhook outbox entry in the same script
+-- (brokers/webhooks.py): due at once (score 0), a new event number, no tries yet.
+local function queue_webhook()
+    local url = redis.call('HGET', job, 'callback_url')
+    if not url or url == '' then return end
+    redis.call('HINCRBY', job, 'webhook_seq', 1)
+    redis.call('HSET', job, 'webhook_state', 'pending', 'webhook_tries', 0,
+               'webhook_deliveries', '[]', 'webhook_due', '0')
+    redis.call('ZADD', prefix .. ':webhooks', 0, id)
+end
 local function move(tenant, kind, old, new)
     for _, key in ipairs(index_keys(tenant, kind, old)) do redis.call('ZREM', key, id) end
     for _, key in ipairs(index_keys(tenant, kind, new)) do redis.call('ZADD', key, 0, id) end
     if startable(new) then redis.call('ZADD', open, 0, id) else redis.call('ZREM', open, id) end
+    if startable(old) and not startable(new) then queue_webhook() end
     changed()
 end
 local function forget(tenant, kind, status)
@@ -58,6 +69,7 @@ local function forget(tenant, kind, status)
     redis.call('ZREM', prefix .. ':expiry:rows', id)
     redis.call('ZREM', open, id)
     redis.call('ZREM', delayed, id)
+    redis.call('ZREM', prefix .. ':webhooks', id)
     redis.call('DEL', job)
     redis.call('PUBLISH', prefix .. ':events', id .. ' 0')
 end

@@ -29,6 +29,7 @@ from brokers.contract import (
 from brokers.redis import scripts
 from brokers.redis.batch import RedisBatch, call_script
 from brokers.redis.keys import Keys
+from brokers.redis.webhooks import webhook_of
 from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
 
 _WORKER_LOST = WORKER_LOST.model_dump_json()
@@ -76,6 +77,7 @@ def _record(fields: dict[str, str]) -> JobRecord:
         ],
         # A job stored before versions existed has none: 0, so its first change makes 1.
         version=int(fields.get("version") or 0),
+        webhook=webhook_of(fields),
     )
 
 

@@ -98,6 +98,36 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
     fired_at     REAL NOT NULL,
     PRIMARY KEY (schedule_id, tick)
 ) WITHOUT ROWID;
+
+-- The webhook outbox (brokers/webhooks.py): the trigger writes an entry in the very
+-- transaction that finishes a job with a callback_url, whichever statement does it.
+CREATE TABLE IF NOT EXISTS webhooks (
+    job_id      TEXT    PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    state       TEXT    NOT NULL,
+    due_at      REAL,
+    tries       INTEGER NOT NULL DEFAULT 0,
+    deliveries  TEXT    NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (due_at) WHERE due_at IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS webhooks_on_finish AFTER UPDATE OF status ON jobs
+WHEN NEW.callback_url IS NOT NULL
+    AND NEW.status IN ('succeeded', 'failed', 'cancelled')
+    AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled')
+BEGIN
+    INSERT INTO webhooks (job_id, seq, state, due_at) VALUES (NEW.id, 1, 'pending', 0)
+    ON CONFLICT (job_id) DO UPDATE SET
+        seq = seq + 1, state = 'pending', due_at = 0, tries = 0, deliveries = '[]';
+END;
+CREATE TRIGGER IF NOT EXISTS webhooks_on_delete AFTER DELETE ON jobs
+BEGIN
+    DELETE FROM webhooks WHERE job_id = OLD.id;
+END;
+
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+    tenant  TEXT PRIMARY KEY,
+    secret  TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 TRIGGERS = """

@@ -22,6 +22,7 @@ from brokers.contract import (
 )
 from brokers.sqlite.database import Database
 from brokers.sqlite.group_commit import GroupCommit
+from brokers.sqlite.webhooks import webhook_of
 from schemas.jobs import AttemptError, JobError, JobResult, JobStatus, Progress
 
 _COLUMNS = (
@@ -101,7 +102,12 @@ def versions_of(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, int]:
 
 def read_job(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
     row = conn.execute(f"SELECT {_SELECTED} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else _record(row)
+    if row is None:
+        return None
+    record = _record(row)
+    if record.callback_url is not None:
+        record.webhook = webhook_of(conn, record.id, record.callback_url)
+    return record
 
 
 class SqliteJobStore:
@@ -149,9 +155,14 @@ class SqliteJobStore:
             f"SELECT {_SELECTED} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             params,
         ).fetchall()
-        records = [_record(row) for row in rows[: query.limit]]
+        records = [self._with_webhook(_record(row)) for row in rows[: query.limit]]
         next_cursor = records[-1].id if len(rows) > query.limit else None
         return records, next_cursor
+
+    def _with_webhook(self, record: JobRecord) -> JobRecord:
+        if record.callback_url is not None:
+            record.webhook = webhook_of(self.database.connection, record.id, record.callback_url)
+        return record
 
     async def begin_attempt(self, job_id: str, now: float, token: int = 0) -> Admitted:
         with self.database.transaction() as conn:

@@ -26,6 +26,7 @@ from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.settings import Settings
 from service.submission import submit
+from service.webhooks.urls import check_callback_option
 from tasks.kinds import Kind
 
 IdempotencyKeyHeader = Annotated[
@@ -80,6 +81,7 @@ def _endpoint(kind: Kind[Any]) -> Endpoint:
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Job:
         request, options = kind.split(body)
+        check_callback_option(options, allow_private=backend.settings.webhook_allow_private)
         await _check(kind, request, backend.settings)
         accepted = await submit(
             backend,

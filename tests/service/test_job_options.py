@@ -133,6 +133,12 @@ async def test_the_message_labels_carry_lane_delay_timeout_and_backoff(
         ({"callback_url": "https://exa mple.com/"}, "callback_url"),
         ({"callback_url": "https://example.com:99999/"}, "callback_url"),
         ({"callback_url": "https://example.com/" + "a" * 2048}, "callback_url"),
+        # The webhook sender's rules that need no DNS lookup apply at submit too.
+        ({"callback_url": "http://hooks.example.com/offload"}, "callback_url"),
+        ({"callback_url": "https://127.0.0.1/hook"}, "callback_url"),
+        ({"callback_url": "https://[::ffff:10.0.0.1]/hook"}, "callback_url"),
+        ({"callback_url": "https://user:secret@hooks.example.com/"}, "callback_url"),
+        ({"callback_url": "https://localhost/hook"}, "callback_url"),
         ({"priority": 1}, "priority"),
     ],
 )
@@ -146,9 +152,19 @@ async def test_bad_options_are_a_422_naming_the_field(
     assert (await client.get("/v1/jobs")).json()["items"] == [], "nothing was stored"
 
 
-async def test_a_plain_http_callback_url_is_accepted_here(idle: httpx.AsyncClient) -> None:
-    """Only the shape is checked at submit; which hosts may be called is the sender's rule."""
-    job = await submit(idle, callback_url="http://localhost:8080/hook")
+async def test_a_plain_http_callback_url_is_accepted_where_private_addresses_are(
+    any_backend: Backend,
+) -> None:
+    """OFFLOAD_WEBHOOK_ALLOW_PRIVATE (local setups, tests) lifts the address and https rules."""
+    any_backend.settings.webhook_allow_private = True
+    try:
+        app = create_app(any_backend, embedded_worker=False)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                job = await submit(http, callback_url="http://localhost:8080/hook")
+    finally:
+        any_backend.settings.webhook_allow_private = False
     assert job["callback_url"] == "http://localhost:8080/hook"
 
 

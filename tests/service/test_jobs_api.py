@@ -45,7 +45,7 @@ async def test_submit_answers_202_with_the_job_and_its_location(
         "id", "tenant", "kind", "status", "progress", "attempts", "max_attempts", "created_at",
         "started_at", "finished_at", "expires_at", "error", "cancel_requested", "result", "lane",
         "run_at", "timeout_s", "callback_url", "links", "attempt_errors", "next_attempt_at",
-        "version",
+        "version", "webhook",
     }  # fmt: skip
 
 

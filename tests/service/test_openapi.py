@@ -45,6 +45,7 @@ EXPECTED_OPERATIONS = {
     ("POST", "/v1/jobs/{job_id}/retry"): "retry_job",
     ("POST", "/v1/jobs/retry"): "retry_jobs",
     ("GET", "/v1/qr"): "render_qr",
+    ("GET", "/v1/webhooks/secret"): "get_webhook_secret",
     ("GET", "/healthz"): "get_health",
     ("GET", "/readyz"): "get_readiness",
 }

@@ -19,6 +19,10 @@ from service.settings import SettingsError, load_settings
         ("OFFLOAD_PURGE_CRON", "every five minutes"),
         ("OFFLOAD_LOG_FORMAT", "xml"),
         ("OFFLOAD_REDIS_PREFIX", "has space"),
+        ("OFFLOAD_WEBHOOK_ALLOW_PRIVATE", "perhaps"),
+        ("OFFLOAD_WEBHOOK_MAX_TRIES", "0"),
+        ("OFFLOAD_WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("OFFLOAD_WEBHOOK_BACKOFF_CAP_SECONDS", "1"),  # below the base (30)
     ],
 )
 def test_an_invalid_setting_is_named(

@@ -1,0 +1,1 @@
+"""Signed webhooks: a POST of the job to its ``callback_url`` when it finishes."""
