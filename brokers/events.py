@@ -95,13 +95,17 @@ class JobFeed(Protocol):
 class FanOut:
     """The part every feed shares: which clients watch which job, and handing records out.
 
-    Subclasses learn of changes and call :meth:`deliver`; :meth:`_ensure_listening` starts
-    their one listener when the first watch opens.
+    Subclasses learn of changes in :meth:`_listen` and call :meth:`deliver`; that one
+    listener starts when the first watch opens and ends when the last one closes.
     """
+
+    listener_name = "offload-events"
 
     def __init__(self) -> None:
         self._watches: dict[str, set[JobWatch]] = {}
         self._ending = False
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[JobWatch]:
@@ -139,6 +143,18 @@ class FanOut:
             watch.offer(record)
 
     def _ensure_listening(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            # A task of another loop (an earlier test's) can never run again: start anew.
+            self._loop = loop
+            self._task = loop.create_task(self._listen(), name=self.listener_name)
+
+    async def close(self) -> None:
+        if self._loop is asyncio.get_running_loop():
+            await stop_task(self._task)
+        self._task = None
+
+    async def _listen(self) -> None:
         raise NotImplementedError
 
 

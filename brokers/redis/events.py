@@ -26,7 +26,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from brokers.events import FanOut, stop_task
+from brokers.events import FanOut
 from brokers.redis.keys import Keys
 from brokers.redis.store import RedisJobStore
 
@@ -43,6 +43,8 @@ visibly: the socket just stays silent) and it subscribes anew."""
 
 
 class RedisJobFeed(FanOut):
+    listener_name = "offload-redis-events"
+
     def __init__(self, redis: Redis, store: RedisJobStore, keys: Keys) -> None:
         super().__init__()
         self.redis = redis
@@ -52,19 +54,6 @@ class RedisJobFeed(FanOut):
         """How many times this process subscribed (tests: reconnects, one per many watches)."""
         self.quiet_seconds = QUIET_SECONDS
         self._known: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _ensure_listening(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
-            self._loop = loop
-            self._task = loop.create_task(self._listen(), name="offload-redis-events")
-
-    async def close(self) -> None:
-        if self._loop is asyncio.get_running_loop():
-            await stop_task(self._task)
-        self._task = None
 
     async def _listen(self) -> None:
         first, longest = RECONNECT_PAUSE_SECONDS

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sqlite3
 
-from brokers.events import FanOut, stop_task
+from brokers.events import FanOut
 from brokers.sqlite.database import Database
 from brokers.sqlite.store import read_job, versions_of
 
@@ -27,26 +27,14 @@ steady 5 ms, for nobody's benefit). About the latency of an event."""
 
 
 class SqliteJobFeed(FanOut):
+    listener_name = "offload-sqlite-events"
+
     def __init__(
         self, database: Database, poll_seconds: tuple[float, float] = POLL_SECONDS
     ) -> None:
         super().__init__()
         self.database = database
         self.poll_seconds = poll_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _ensure_listening(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
-            # A task of another loop (an earlier test's) can never run again: start anew.
-            self._loop = loop
-            self._task = loop.create_task(self._listen(), name="offload-sqlite-events")
-
-    async def close(self) -> None:
-        if self._loop is asyncio.get_running_loop():
-            await stop_task(self._task)
-        self._task = None
 
     async def _listen(self) -> None:
         pause = 0.1
