@@ -19,7 +19,6 @@ cuts a job short. A job that returns before its cancel reaches it keeps its resu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
@@ -31,6 +30,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from brokers.contract import JobStore
 from brokers.cpu_pool import CpuPool
+from brokers.events import stop_task
 from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, STOPPED_LABEL, log_job
 
 logger = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ class JobStopper(TaskiqMiddleware):
     async def shutdown(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None and watcher.get_loop() is asyncio.get_running_loop():
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_task(watcher)  # asks again if redis-py swallowed the cancel
         await asyncio.to_thread(self.cpu.close)
 
     # -- CPU steps ------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from brokers.events import FanOut
@@ -65,7 +64,9 @@ class RedisJobFeed(FanOut):
                 await pubsub.subscribe(self.keys.events)
                 await self._read_messages(pubsub)
                 pause = first
-            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            except Exception as error:
+                # A broken connection mostly; anything else (a refused script, a record that
+                # does not validate) must not end the one listener every open stream needs.
                 if self.subscriptions > subscribed_before:  # it worked for a while
                     pause = first
                 logger.warning(

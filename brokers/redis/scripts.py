@@ -74,7 +74,8 @@ local function forget(tenant, kind, status)
     redis.call('PUBLISH', prefix .. ':events', id .. ' 0')
 end
 local function fail(f_status, tenant, kind, now, error)
-    redis.call('HSET', job, 'status', 'failed', 'finished_at', now, 'error', error)
+    redis.call('HSET', job, 'status', 'failed', 'finished_at', now, 'error', error,
+               'next_attempt_at', '')
     move(tenant, kind, f_status, 'failed')
 end
 -- Adds one attempt's error (a JSON object) to attempt_errors, a JSON list, with the attempt's
@@ -192,7 +193,7 @@ if not delivered or delivered == '' then delivered = '0' end
 if (f[9] or '0') ~= delivered then return {'drop', 0} end
 if not startable(status) then return {'drop', 0} end
 if f[10] == '1' then
-    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2], 'next_attempt_at', '')
     move(tenant, kind, status, 'cancelled')
     return {'drop', 0}
 end
@@ -255,7 +256,7 @@ if f[1] ~= 'running' then
 end
 if f[7] == '1' then
     append_error(ARGV[3], ARGV[2], 'null')
-    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2], 'next_attempt_at', '')
     move(f[2], f[3], 'running', 'cancelled')
     return 'cancelled'
 end
@@ -450,16 +451,17 @@ if not startable(f[1]) then redis.call('ZREM', open, id) return 'finished' end
 if redis.call('ZSCORE', delayed, id) then return 'ok' end
 local stream = stream_of(f[8])
 if f[6] and f[6] ~= '' and #redis.call('XRANGE', stream, f[6], f[6]) > 0 then return 'ok' end
+-- A lost job whose cancel was asked ends cancelled, as on SQLite, rather than run again.
+if redis.call('HGET', job, 'cancel_requested') == '1' then
+    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2], 'next_attempt_at', '')
+    move(f[2], f[3], f[1], 'cancelled')
+    return 'failed'
+end
 if f[7] and f[7] ~= '' and tonumber(f[4]) < tonumber(f[5]) then
     requeue(f[7], f[8])
     redis.call('HSET', job, 'status', 'queued', 'holder', '')
     move(f[2], f[3], f[1], 'queued')
     return 'requeued'
-end
-if redis.call('HGET', job, 'cancel_requested') == '1' then
-    redis.call('HSET', job, 'status', 'cancelled', 'finished_at', ARGV[2])
-    move(f[2], f[3], f[1], 'cancelled')
-    return 'failed'
 end
 fail(f[1], f[2], f[3], ARGV[2], ARGV[3])
 return 'failed'

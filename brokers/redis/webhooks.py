@@ -56,6 +56,9 @@ if ARGV[5] == '' then
 else
     redis.call('ZADD', due, ARGV[5], ARGV[1])
 end
+-- The job's webhook is part of what a client sees: a new version, and its event.
+local version = redis.call('HINCRBY', job, 'version', 1)
+redis.call('PUBLISH', KEYS[1] .. ':events', ARGV[1] .. ' ' .. version)
 return 1
 """
 

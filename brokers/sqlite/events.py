@@ -42,9 +42,9 @@ class SqliteJobFeed(FanOut):
             try:
                 await self._watch_file()
                 return
-            except sqlite3.Error as error:
-                # Locked past the busy timeout, I/O error: watches stay open and get the
-                # state they missed once the file can be read again.
+            except Exception as error:
+                # Locked past the busy timeout, I/O error, a row that does not validate:
+                # watches stay open and get the state they missed once it can be read again.
                 logger.warning("job events cannot be read (%s); retrying in %.1f s", error, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

@@ -193,13 +193,15 @@ class SqliteJobStore:
             return Admitted(Admission.DROP)
         if status in _STARTABLE and cancel_requested:
             conn.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL "
+                "WHERE id = ?",
                 (now, job_id),
             )
         elif status in _STARTABLE:
             why = EXPIRED if expires_at <= now else WORKER_LOST
             conn.execute(
-                "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, "
+                "next_attempt_at = NULL WHERE id = ?",
                 (now, why.model_dump_json(), job_id),
             )
         return Admitted(Admission.DROP)
@@ -327,7 +329,7 @@ class SqliteJobStore:
         conn: sqlite3.Connection, job_id: str, now: float, error: JobError
     ) -> bool:
         row = conn.execute(
-            "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? "
+            "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, next_attempt_at = NULL "
             "WHERE id = ? AND status IN (?, ?, ?) RETURNING id",
             (now, error.model_dump_json(), job_id, *_STARTABLE),
         ).fetchone()
@@ -347,7 +349,8 @@ class SqliteJobStore:
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
                 return CancelOutcome.REQUESTED
             conn.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL "
+                "WHERE id = ?",
                 (now, job_id),
             )
             return CancelOutcome.CANCELLED
@@ -446,15 +449,16 @@ class SqliteJobStore:
             for job_id, attempts, max_attempts, message, cancel_requested, lane, _ in orphans:
                 if cancel_requested:
                     conn.execute(
-                        "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                        "UPDATE jobs SET status = 'cancelled', finished_at = ?, "
+                        "next_attempt_at = NULL WHERE id = ?",
                         (now, job_id),
                     )
                     report.failed.append(job_id)
                     continue
                 if message is None or attempts >= max_attempts:
                     conn.execute(
-                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? "
-                        "WHERE id = ?",
+                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, "
+                        "next_attempt_at = NULL WHERE id = ?",
                         (now, WORKER_LOST.model_dump_json(), job_id),
                     )
                     report.failed.append(job_id)

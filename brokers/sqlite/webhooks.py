@@ -61,6 +61,10 @@ class SqliteWebhookOutbox:
                 "RETURNING job_id",
                 (state.value, next_at, len(tried), *tried, due.job_id, due.seq, due.tries),
             ).fetchone()
+            if row is not None:
+                # The job's webhook is part of what a client sees: a new version (the
+                # jobs_version trigger skips an update that sets it itself).
+                conn.execute("UPDATE jobs SET version = version + 1 WHERE id = ?", (due.job_id,))
         return row is not None
 
     async def secret(self, tenant: str, candidate: str) -> str:
