@@ -15,6 +15,7 @@ from schemas.jobs import ResultFile
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _FOLDER_TRIES = 100
+_HASH_CHUNK = 1 << 20
 
 
 class LocalFileStore:
@@ -43,6 +44,36 @@ class LocalFileStore:
             content_type=content_type,
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
+        )
+
+    def scratch(self, job_id: str, suffix: str = "") -> Path:
+        """A fresh, empty path in the job's folder (so on the storage's file system) for a
+        large result written in steps and then kept with :meth:`keep`."""
+        descriptor, path = tempfile.mkstemp(dir=self._folder(job_id), prefix=".tmp-", suffix=suffix)
+        os.close(descriptor)
+        return Path(path)
+
+    def keep(
+        self, job_id: str, file_id: str, name: str, written: Path, content_type: str
+    ) -> ResultFile:
+        """Make ``written`` (from :meth:`scratch`) the result file ``file_id``, atomically."""
+        file_id = _checked_file_id(file_id)
+        folder = self._location(job_id)
+        if written.parent != folder:
+            raise ValueError(f"{written} is not a scratch file of job {job_id}")
+        digest = hashlib.sha256()
+        size = 0
+        with written.open("rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        os.replace(written, folder / file_id)
+        return ResultFile(
+            id=file_id,
+            name=name,
+            content_type=content_type,
+            size=size,
+            sha256=digest.hexdigest(),
         )
 
     def discard_other_attempts(self, job_id: str, file_id: str, kept: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, NoReturn, ParamSpec, TypeVar, cast
 
 from taskiq import Context, TaskiqDepends
@@ -110,6 +112,36 @@ class JobAttempt:
     ) -> ResultFile:
         """Store a result file under a name of this attempt's own, after checking that the
         attempt still holds the job: a superseded attempt never overwrites its successor's."""
+        return await self._store_file(
+            file_id,
+            lambda stored_id: self.backend.files.save(
+                self.job_id, stored_id, name, content, content_type
+            ),
+        )
+
+    @contextlib.asynccontextmanager
+    async def scratch_file(self, suffix: str = "") -> AsyncIterator[Path]:
+        """A fresh path on the result storage for a large result written in steps (by a
+        ``run_cpu`` step too), then kept with :meth:`keep_file`; removed on exit if not kept,
+        so a failed or cancelled attempt leaves nothing behind."""
+        path = await asyncio.to_thread(self.backend.files.scratch, self.job_id, suffix)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def keep_file(
+        self, file_id: str, name: str, written: Path, content_type: str
+    ) -> ResultFile:
+        """Make the scratch file ``written`` a result file, as :meth:`save_file` does."""
+        return await self._store_file(
+            file_id,
+            lambda stored_id: self.backend.files.keep(
+                self.job_id, stored_id, name, written, content_type
+            ),
+        )
+
+    async def _store_file(self, file_id: str, store: Callable[[str], ResultFile]) -> ResultFile:
         await self.ensure_held()
         stored_id = file_id if self.fence is None else f"{file_id}-{self.fence}"
         # A full disk is not the job's fault: wait for space (the heartbeat keeps the job)
@@ -118,9 +150,7 @@ class JobAttempt:
         pause = 0.1
         while True:
             try:
-                stored = await asyncio.to_thread(
-                    self.backend.files.save, self.job_id, stored_id, name, content, content_type
-                )
+                stored = await asyncio.to_thread(store, stored_id)
             except OSError as error:
                 if not is_out_of_space(error) or time.monotonic() + pause > deadline:
                     raise

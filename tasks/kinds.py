@@ -35,6 +35,8 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 DEFAULT_MAX_ATTEMPTS = 3
 KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
 """Fits a path segment and an operationId; under 32 characters, so never a job id."""
+KIND_PATH = re.compile(r"/v1/jobs(/[a-z][a-z0-9-]{0,30}){1,2}")
+"""A submit path of the kind's own: one or two lowercase segments under /v1/jobs."""
 RESERVED_NAMES = frozenset({"retry"})
 """Other POST operations under /v1/jobs/ (retry_jobs): a kind of that name would hide them."""
 
@@ -61,6 +63,8 @@ class Kind(Generic[RequestT]):
     check: Callable[[RequestT, Settings], object] | None = None
     """Run at submit, off the event loop, before the job is stored: raises a pydantic
     ValidationError naming the request fields at fault (the API answers 422)."""
+    route: str | None = None
+    """The submit path when it is not ``/v1/jobs/<name>`` (``/v1/jobs/pdf/merge``)."""
     body: type[BaseModel] = field(init=False, repr=False, compare=False)
     """The submit body: ``request``'s fields and the job options, unknown fields refused."""
 
@@ -73,7 +77,7 @@ class Kind(Generic[RequestT]):
 
     @property
     def path(self) -> str:
-        return f"/v1/jobs/{self.name}"
+        return self.route or f"/v1/jobs/{self.name}"
 
     @property
     def task_name(self) -> str:
@@ -108,8 +112,10 @@ def declare_kind(
     timeout_s: float | None = None,
     backoff: Backoff | None = None,
     check: Callable[[RequestT, Settings], object] | None = None,
+    path: str | None = None,
 ) -> Kind[RequestT]:
-    """Declare a kind; raises KindDeclarationError (and registers nothing) on a mistake."""
+    """Declare a kind; raises KindDeclarationError (and registers nothing) on a mistake.
+    ``path`` replaces the submit path ``/v1/jobs/<name>``."""
     kind = Kind(
         name=name,
         request=request,
@@ -120,6 +126,7 @@ def declare_kind(
         timeout_s=timeout_s,
         backoff=backoff or Backoff(),
         check=check,
+        route=path,
     )
     faults = _faults(kind)
     if faults:
@@ -146,6 +153,13 @@ def _faults(kind: Kind[Any]) -> list[str]:
         faults.append(f"the name is taken by the operation POST /v1/jobs/{kind.name}")
     if kind.name in _kinds:
         faults.append("a kind of that name is already declared")
+    if kind.route is not None and not KIND_PATH.fullmatch(kind.route):
+        faults.append(f"the path must match {KIND_PATH.pattern}")
+    if kind.route is not None and kind.route.removeprefix("/v1/jobs/") in RESERVED_NAMES:
+        faults.append(f"the path is taken by the operation POST {kind.route}")
+    for other in _kinds.values():
+        if other.path == kind.path:
+            faults.append(f"kind {other.name!r} already answers POST {kind.path}")
     for other in _kinds.values():
         if other.task_name == kind.task_name:
             faults.append(f"task {kind.task_name!r} already runs kind {other.name!r}")

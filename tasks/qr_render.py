@@ -4,15 +4,15 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, FloatObject, NameObject
 
 from schemas.qr import ErrorCorrection, QrFormat, QrOptions
-from tasks.qr_encoder import QrCapacityError, check_qr_capacity, fit_qr, modules_for_version
+from tasks.qr_encoder import QrCapacityError, check_qr_capacity, modules_for_version
 from tasks.qr_limits import check_qr_options
+from tasks.qr_matrix import qr_modules
 
 __all__ = [
     "QrCapacityError",
@@ -35,16 +35,8 @@ class RenderedFile:
     extension: str
 
 
-@lru_cache(maxsize=64)
-def _modules(data: str, level: ErrorCorrection) -> tuple[bytes, ...]:
-    """Rows of the symbol without quiet zone, one byte per module (1 = dark)."""
-    qr = fit_qr(data, level)
-    qr.make(fit=False)
-    return tuple(bytes(row) for row in qr.get_matrix())
-
-
 def _matrix(data: str, level: ErrorCorrection, border: int) -> list[bytes]:
-    rows = _modules(data, level)
+    rows = qr_modules(data, level)
     blank = bytes(len(rows) + 2 * border)
     pad = bytes(border)
     return [blank] * border + [pad + row + pad for row in rows] + [blank] * border

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -111,3 +112,25 @@ def test_shard_removal_never_makes_a_concurrent_save_fail(tmp_path: Path) -> Non
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_scratch_file_kept_becomes_the_result_with_its_size_and_digest(tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path / "files")
+    scratch = store.scratch(JOB_ID, ".zip")
+    content = b"x" * 3_000_000
+    scratch.write_bytes(content)
+    kept = store.keep(JOB_ID, "archive-1", "codes.zip", scratch, "application/zip")
+    assert (kept.size, kept.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert store.path(JOB_ID, "archive-1") is not None and not scratch.exists()
+    assert store.path(JOB_ID, "archive-1").read_bytes() == content  # type: ignore[union-attr]
+
+
+def test_only_the_jobs_own_scratch_files_can_be_kept(tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path / "files")
+    outside = tmp_path / "elsewhere.zip"
+    outside.write_bytes(b"not a scratch file")
+    other_job = store.scratch("f" * 32)
+    for written in (outside, other_job):
+        with pytest.raises(ValueError, match="not a scratch file"):
+            store.keep(JOB_ID, "archive", "codes.zip", written, "application/zip")
+    assert outside.exists() and other_job.exists()

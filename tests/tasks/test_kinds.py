@@ -60,6 +60,20 @@ def no_secrets(request: EchoRequest, settings: Settings) -> None:
         )
 
 
+@broker.task(task_name="tests.kinds.nested")
+async def nested(request: EchoRequest) -> dict[str, Any]:
+    return {"data": {"text": request.text}, "files": []}
+
+
+NESTED = declare_kind(
+    name="echo_nested",
+    request=EchoRequest,
+    task=nested,
+    summary="Answer the text given, from a path of its own.",
+    path="/v1/jobs/echo/nested",
+)
+
+
 ECHO = declare_kind(
     name="echo",
     request=EchoRequest,
@@ -86,6 +100,15 @@ def test_its_route_operation_and_request_schema_come_from_the_declaration() -> N
     assert schema["required"] == ["text"]
     assert schema["additionalProperties"] is False
     assert {"echo", "qr"} <= set(spec["components"]["schemas"]["JobKind"]["enum"])
+
+
+async def test_a_kind_may_answer_on_a_path_of_its_own(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/jobs/echo/nested", json={"text": "deep"})
+    assert response.status_code == 202, response.text
+    assert response.json()["kind"] == "echo_nested"
+    done = await wait_for_job(client, response.json()["id"])
+    assert done["result"]["data"] == {"text": "deep"}
+    assert (await client.post("/v1/jobs/echo_nested", json={"text": "x"})).status_code == 404
 
 
 async def test_its_jobs_run_with_its_defaults(
@@ -186,6 +209,11 @@ async def unused(request: EchoRequest) -> None:
         ({"timeout_s": 0}, "timeout_s must be over 0"),
         ({"summary": "two\nlines"}, "one line"),
         ({"backoff": Backoff(base_s=10, cap_s=1)}, "backoff"),
+        ({"path": "/v1/jobs/echo"}, "kind 'echo' already answers POST /v1/jobs/echo"),
+        ({"path": "/v1/jobs/retry"}, "taken by the operation POST /v1/jobs/retry"),
+        ({"path": "/v1/other/thing"}, "the path must match"),
+        ({"path": "/v1/jobs/../files"}, "the path must match"),
+        ({"path": "/v1/jobs/a/b/c"}, "the path must match"),
     ],
 )
 def test_a_declaration_refuses_mistakes_and_registers_nothing(

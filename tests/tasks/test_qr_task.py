@@ -68,3 +68,23 @@ async def test_a_job_run_again_keeps_one_file(any_backend: Backend) -> None:
     folder = any_backend.files.path(record.id, stored.id)
     assert folder is not None
     assert sorted(path.name for path in folder.parent.iterdir()) == [f"qr-{second}"]
+
+
+async def test_a_scratch_file_is_kept_under_the_attempts_name_or_removed(
+    any_backend: Backend,
+) -> None:
+    job_id, stalled, current = await taken_over_job(any_backend)
+    late = JobAttempt(job_id=job_id, fence=stalled, is_job=True, backend=any_backend)
+    async with late.scratch_file(".zip") as written:
+        written.write_bytes(b"stale archive")
+        with pytest.raises(AttemptSuperseded):
+            await late.keep_file("archive", "codes.zip", written, "application/zip")
+    assert not written.exists(), "a scratch file not kept is removed"
+    holder = JobAttempt(job_id=job_id, fence=current, is_job=True, backend=any_backend)
+    async with holder.scratch_file(".zip") as written:
+        written.write_bytes(b"archive")
+        stored = await holder.keep_file("archive", "codes.zip", written, "application/zip")
+    assert (stored.id, stored.size) == (f"archive-{current}", 7)
+    path = any_backend.files.path(job_id, stored.id)
+    assert path is not None and path.read_bytes() == b"archive"
+    assert sorted(entry.name for entry in path.parent.iterdir()) == [stored.id]
