@@ -37,11 +37,9 @@ def pdf_info(path: Path) -> dict[str, str]:
 
 def rasterise(path: Path, directory: Path, page: int) -> Image.Image:
     prefix = directory / f"page-{page}"
-    subprocess.run(
-        ["pdftoppm", "-r", str(RESOLUTION), "-png", "-f", str(page), "-l", str(page), "-singlefile"]
-        + [str(path), str(prefix)],
-        check=True,
-    )
+    pages = ["-f", str(page), "-l", str(page), "-singlefile"]
+    command = ["pdftoppm", "-r", str(RESOLUTION), "-png", *pages, str(path), str(prefix)]
+    subprocess.run(command, check=True)
     with Image.open(f"{prefix}.png") as image:
         return image.convert("L")
 
