@@ -101,7 +101,7 @@ def _page_content(codes: list[SheetCode], first: int, layout: SheetOptions, font
     cell_w, cell_h = layout.cell_points
     margin, gap = layout.margin_mm * MM, layout.gap_mm * MM
     side = layout.code_points
-    light, dark = _rgb(layout.light), _rgb(layout.dark)
+    light, dark = rgb(layout.light), rgb(layout.dark)
     parts: list[bytes] = []
     for index, code in enumerate(codes):
         row, column = divmod(index, layout.columns)
@@ -119,14 +119,14 @@ def _page_content(codes: list[SheetCode], first: int, layout: SheetOptions, font
         parts.append(b"q %.4f 0 0 %.4f %.3f %.3f cm\n" % (scale, -scale, x, top))
         parts.append(b"%s 0 0 %d %d re f\n%s\n" % (light, total, total, dark))
         parts.append(b"1 0 0 1 %d %d cm\n" % (layout.border, layout.border))
-        parts.append(_dark_runs(code.modules))
+        parts.append(dark_runs(code.modules))
         parts.append(b"f Q\n")
         if code.label:
             parts.append(_label(code.label, left, cell_w, top - side, layout, font))
     return b"".join(parts)
 
 
-def _dark_runs(rows: tuple[bytes, ...]) -> bytes:
+def dark_runs(rows: tuple[bytes, ...]) -> bytes:
     """``x y w 1 re`` for every horizontal run of dark modules, in module units."""
     numbers = _NUMBERS
     parts: list[bytes] = []
@@ -150,6 +150,6 @@ def _label(
     return text_span(label) + show_text(glyphs, size, x, baseline) + b"EMC\n"
 
 
-def _rgb(colour: str) -> bytes:
+def rgb(colour: str) -> bytes:
     channels = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return b"%.4g %.4g %.4g rg" % tuple(channels)
