@@ -8,10 +8,10 @@ memory stays flat however many codes there are.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from functools import cache
+from itertools import islice, product
 from pathlib import Path
 
 from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject, NumberObject
@@ -20,8 +20,8 @@ from schemas.qr_sheet import MM, SheetOptions
 from tasks.pdf_font import FontUse, load_font, show_text, text_span
 from tasks.pdf_stream import StreamingPdf
 
-_DARK_RUN = re.compile(b"\x01+")
-_NUMBERS = tuple(b"%d " % n for n in range(256))
+_NUMBERS = tuple(b"%d" % n for n in range(256))
+_PIECE = 8
 CONTENT_COMPRESSION = 1
 """zlib level of page contents: level 1 is twice as fast as 6 and the file ~15% larger."""
 
@@ -96,7 +96,12 @@ def _pages(codes: Iterator[SheetCode], per_page: int) -> Iterator[list[SheetCode
         yield page
 
 
-def _page_content(codes: list[SheetCode], first: int, layout: SheetOptions, font: FontUse) -> bytes:
+def _page_content(
+    codes: list[SheetCode],
+    first: int,
+    layout: SheetOptions,
+    font: FontUse,
+) -> bytes:
     height = layout.page_points[1]
     cell_w, cell_h = layout.cell_points
     margin, gap = layout.margin_mm * MM, layout.gap_mm * MM
@@ -127,14 +132,45 @@ def _page_content(codes: list[SheetCode], first: int, layout: SheetOptions, font
 
 
 def dark_runs(rows: tuple[bytes, ...]) -> bytes:
-    """``x y w 1 re`` for every horizontal run of dark modules, in module units."""
-    numbers = _NUMBERS
+    """``x y w 1 re`` for every horizontal run of dark modules, in module units.
+
+    Finding runs costs Python per run, so each row is cut into pieces of 8 modules whose
+    operators (y left open as ``#``) come from a table made once per process; filling in y
+    is a C-speed ``replace``. A run across a piece boundary becomes two abutting rectangles
+    of the one filled path, which draws the same."""
+    places = [(_piece_table(n), start, start + _PIECE) for n, start in _places(len(rows[0]))]
+    return b"".join(
+        [
+            b"".join([table[row[start:end]] for table, start, end in places]).replace(
+                b"#", _NUMBERS[y]
+            )
+            for y, row in enumerate(rows)
+        ]
+    )
+
+
+def _places(width: int) -> enumerate[int]:
+    return enumerate(range(0, width, _PIECE))
+
+
+@cache
+def _piece_table(place: int) -> dict[bytes, bytes]:
+    """Operators of every piece of 1 to 8 modules at ``place`` (0: modules 0-7, ...)."""
+    table = {}
+    for length in range(1, _PIECE + 1):
+        for modules in product(b"\x00\x01", repeat=length):
+            piece = bytes(modules)
+            table[piece] = _piece_ops(piece, place * _PIECE)
+    return table
+
+
+def _piece_ops(piece: bytes, offset: int) -> bytes:
     parts: list[bytes] = []
-    for y, row in enumerate(rows):
-        row_number = numbers[y]
-        for run in _DARK_RUN.finditer(row):
-            start, end = run.span()
-            parts += (numbers[start], row_number, numbers[end - start], b"1 re\n")
+    x = offset
+    for run in piece.split(b"\x00"):
+        if run:
+            parts.append(b"%d # %d 1 re\n" % (x, len(run)))
+        x += len(run) + 1
     return b"".join(parts)
 
 
