@@ -128,6 +128,18 @@ class UnsupportedMediaTypeError(ProblemError):
     title = "The body must be JSON"
 
 
+class UploadNotFoundError(ProblemError):
+    status = 404
+    name = "file-not-found"
+    title = "No such file"
+
+
+class UploadInterruptedError(ProblemError):
+    status = 400
+    name = "upload-interrupted"
+    title = "The upload stopped before the body ended"
+
+
 class UnsupportedFileTypeError(ProblemError):
     status = 415
     name = "unsupported-file-type"
