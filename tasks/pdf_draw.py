@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import cast
 
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pypdf import PageObject, PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -30,7 +32,9 @@ from pypdf.generic import (
 )
 
 from schemas.pdf_draw import Corner, StampQrOptions, WatermarkOptions
+from schemas.qr_sheet import MIN_MODULE_MM, MM
 from tasks.pdf_font import FontUse, load_font, show_text, text_span
+from tasks.qr_encoder import QrCapacityError, check_qr_capacity, modules_for_version
 from tasks.qr_matrix import qr_modules
 from tasks.qr_sheet import dark_runs, rgb
 
@@ -74,6 +78,30 @@ def stamp_qr(
         return (scale, 0, 0, scale, x, y)
 
     return _overlay(writer, indices, STAMP_NAME, form, place, progress)
+
+
+def check_stamp_qr(options: StampQrOptions) -> None:
+    """At submit: the data fits a QR code at its level, and at ``size`` its modules are at
+    least MIN_MODULE_MM, what a scanner reads. Raises ValidationError naming ``data`` or
+    ``size`` (with the smallest size that works). CPU-bound up to ~25 ms (the capacity fit)."""
+    try:
+        version = check_qr_capacity(options.data, options.error_correction)
+    except QrCapacityError as error:
+        raise _refused("data", "qr_capacity", str(error), options.data) from None
+    side = modules_for_version(version) + 2 * options.border
+    smallest = side * MIN_MODULE_MM * MM
+    if options.size + 1e-9 < smallest:
+        message = (
+            f"a version {version} code with border {options.border} is {side} modules "
+            f"across; at size {options.size:g} pt its modules would be under {MIN_MODULE_MM} "
+            f"mm, too small to scan: size must be at least {math.ceil(smallest)}"
+        )
+        raise _refused("size", "qr_too_small", message, options.size)
+
+
+def _refused(field: str, kind: str, message: str, value: object) -> ValidationError:
+    fault = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=value)
+    return ValidationError.from_exception_data("StampQrOptions", [fault])
 
 
 def _stamp_origin(options: StampQrOptions, width: float, height: float) -> tuple[float, float]:

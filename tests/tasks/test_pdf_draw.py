@@ -11,7 +11,7 @@ from pypdf import PdfReader, PdfWriter
 from pyzbar.pyzbar import ZBarSymbol, decode
 
 from schemas.pdf_draw import StampQrOptions, WatermarkOptions
-from tasks.pdf_draw import StampOutsidePage, stamp_qr, watermark
+from tasks.pdf_draw import StampOutsidePage, check_stamp_qr, stamp_qr, watermark
 from tests.support.pdf_tools import decode_qr, pdf_info, pdf_text, qpdf_check, rasterise
 from tests.support.sample_pdfs import page_text, text_pdf
 
@@ -179,3 +179,24 @@ def test_bad_watermark_requests_name_the_field(fields: dict[str, object], named:
     with pytest.raises(ValidationError) as refused:
         WatermarkOptions.model_validate({"file_id": "f", "text": "X", **fields})
     assert [error["loc"] for error in refused.value.errors()] == [(named,)]
+
+
+def test_a_stamp_too_small_to_scan_is_refused_naming_size() -> None:
+    options = StampQrOptions(file_id="f", data="https://example.com/" + "x" * 600, size=72)
+    with pytest.raises(ValidationError) as refused:
+        check_stamp_qr(options)
+    [error] = refused.value.errors()
+    assert error["loc"] == ("size",)
+    smallest = int(error["msg"].rsplit(" ", 1)[1])
+    check_stamp_qr(options.model_copy(update={"size": smallest}))
+
+
+def test_data_no_code_holds_is_refused_naming_data() -> None:
+    options = StampQrOptions(file_id="f", data="ü" * 1500, error_correction="H")
+    with pytest.raises(ValidationError) as refused:
+        check_stamp_qr(options)
+    assert [error["loc"] for error in refused.value.errors()] == [("data",)]
+
+
+def test_the_default_stamp_passes_its_check() -> None:
+    check_stamp_qr(StampQrOptions(file_id="f", data=URL))
