@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +37,7 @@ FONT_CANDIDATES = (
 )
 """Where DejaVu Sans lives; ``OFFLOAD_PDF_FONT`` names another TrueType file."""
 FONT_NAME = "OFLSUB+DejaVuSans"
+_INVISIBLE = frozenset({"Cc", "Cf"})
 
 AddObject = Callable[[PdfObject], IndirectObject]
 """Adds an object to the PDF being written and returns a reference to it."""
@@ -103,20 +105,20 @@ class FontUse:
     unicode: dict[int, str] = field(default_factory=dict)
 
     def encode(self, text: str) -> tuple[ByteStringObject, int]:
-        """``text`` as a string of glyph ids and its width in 1/1000 of the font size."""
+        """``text`` as a string of glyph ids and its width in 1/1000 of the font size.
+        Control and format characters (a newline, a bidi override) draw nothing; the
+        ActualText around the glyphs still holds them."""
         glyphs = bytearray()
         width = 0
         for char in text:
+            if char < " " or (char > "~" and unicodedata.category(char) in _INVISIBLE):
+                continue
             gid = self.font.cmap.get(ord(char), 0)
             glyphs += gid.to_bytes(2, "big")
             width += self.font.advances[gid]
             if gid:
                 self.unicode.setdefault(gid, char)
         return ByteStringObject(bytes(glyphs)), width
-
-    def width(self, text: str) -> int:
-        advances, cmap = self.font.advances, self.font.cmap
-        return sum(advances[cmap.get(ord(char), 0)] for char in text)
 
     def build(self, add: AddObject) -> DictionaryObject:
         """The Type0 font dictionary; its descendant, descriptor, subset file and ToUnicode
