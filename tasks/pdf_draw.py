@@ -136,21 +136,21 @@ def _overlay(
 ) -> int:
     chosen = list(indices)
     opening = writer._add_object(_content(b"q\n"))
-    closings: dict[tuple[float, ...], IndirectObject] = {}
+    closings: dict[tuple[str | float, ...], IndirectObject] = {}
     for done, index in enumerate(chosen, start=1):
         page = writer.pages[index]
         box, rotation = _visible_box(page)
         view = _view_matrix(box, rotation)
         width, height = _shown_size(box, rotation)
-        key = (*view, *place(width, height))
+        used = _add_xobject(page, name, form)
+        key = (used, *view, *place(width, height))
         if key not in closings:
             ops = b"Q q %s cm %s cm %s Do Q\n" % (
                 _matrix(view),
                 _matrix(place(width, height)),
-                name.encode(),
+                used.encode(),
             )
             closings[key] = writer._add_object(_content(ops))
-        _add_xobject(page, name, form)
         contents = page.get("/Contents")
         original = contents.get_object() if contents is not None else ArrayObject()
         parts = list(original) if isinstance(original, ArrayObject) else [contents]
@@ -160,7 +160,9 @@ def _overlay(
     return len(chosen)
 
 
-def _add_xobject(page: PageObject, name: str, form: IndirectObject) -> None:
+def _add_xobject(page: PageObject, name: str, form: IndirectObject) -> str:
+    """Add ``form`` to the page's XObjects as ``name``, or ``name2``... when the page has a
+    ``name`` of its own (stamped before): the earlier drawing keeps its form. The name used."""
     # A page may inherit its resources from the page tree: give it its own copy, or adding
     # the form would hide every inherited font and image.
     if "/Resources" not in page:
@@ -170,7 +172,12 @@ def _add_xobject(page: PageObject, name: str, form: IndirectObject) -> None:
     if "/XObject" not in resources:
         resources[NameObject("/XObject")] = DictionaryObject()
     xobjects = cast(DictionaryObject, resources["/XObject"].get_object())
-    xobjects[NameObject(name)] = form
+    used, number = name, 1
+    while used in xobjects and xobjects.raw_get(used) != form:
+        number += 1
+        used = f"{name}{number}"
+    xobjects[NameObject(used)] = form
+    return used
 
 
 def _visible_box(page: PageObject) -> tuple[RectangleObject, int]:

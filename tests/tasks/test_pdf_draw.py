@@ -200,3 +200,17 @@ def test_data_no_code_holds_is_refused_naming_data() -> None:
 
 def test_the_default_stamp_passes_its_check() -> None:
     check_stamp_qr(StampQrOptions(file_id="f", data=URL))
+
+
+def test_stamping_twice_keeps_both_codes(tmp_path: Path) -> None:
+    source = text_pdf(tmp_path / "in.pdf", 1)
+    first = _draw(source, tmp_path / "first.pdf", StampQrOptions(file_id="f", data="first code"))
+    second = _draw(
+        first,
+        tmp_path / "second.pdf",
+        StampQrOptions(file_id="f", data="second code", position="top-left"),
+    )
+    assert sorted(data for data, _, _ in _found(second, tmp_path, 1)) == [
+        "first code",
+        "second code",
+    ]
