@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from brokers.lifecycle import is_out_of_space
 from brokers.uploads import LocalUploadStore, Upload, UploadTooLargeError
-from schemas.files import FileInfo
+from schemas.files import UPLOAD_PATH, FileInfo
 from service.deps import BackendDep, TenantDep
 from service.downloads import NOT_MODIFIED, file_download
 from service.errors import (
@@ -34,9 +34,7 @@ from service.presenters import file_path, present_upload
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
-
-UPLOAD_PATH = router.prefix
+router = APIRouter(prefix=UPLOAD_PATH, tags=["files"])
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """What the body may carry beside the file's bytes: boundaries, part headers, small fields."""
 FILE_FIELD = "file"
