@@ -113,9 +113,9 @@ async def _receive(
     part = await stream.find(FILE_FIELD)
     if part is None:
         raise MalformedMultipartError(f"the form has no {FILE_FIELD!r} part")
-    if part.filename is None:
-        raise MalformedMultipartError(f"the {FILE_FIELD!r} part is not a file (no filename)")
-    upload = await uploads.save(tenant, part.filename, stream.data(), limit, ttl, part.content_type)
+    # A part without a filename (curl -F 'file=<x.csv') is taken too, named "upload".
+    name = part.filename or ""
+    upload = await uploads.save(tenant, name, stream.data(), limit, ttl, part.content_type)
     try:
         await stream.finish()
     except BaseException:
