@@ -117,9 +117,9 @@ async def _receive(
     name = part.filename or ""
     upload = await uploads.save(tenant, name, stream.data(), limit, ttl, part.content_type)
     try:
-        await stream.finish()
+        await stream.finish()  # what follows the part must still be a well-formed body
     except BaseException:
-        await asyncio.to_thread(uploads.delete, tenant, upload.id)
+        uploads.delete(tenant, upload.id)  # no await: it runs on a cancel too
         raise
     return upload
 
