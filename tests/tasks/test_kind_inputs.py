@@ -148,6 +148,17 @@ async def test_a_missing_file_is_a_422_naming_its_field(
     assert await no_jobs(client)
 
 
+async def test_a_file_that_expires_before_a_later_job_starts_is_a_422(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    soon = await stored(any_backend, PDF, ttl=60)
+    late = await submit(client, file_ids=[soon.id], delay_s=120)
+    assert late.status_code == 422, late.text
+    [error] = late.json()["errors"]
+    assert error["field"] == "file_ids.0" and "before the job may start" in error["message"]
+    assert (await submit(client, file_ids=[soon.id], delay_s=30)).status_code == 202
+
+
 async def test_a_file_of_the_wrong_type_is_a_415_naming_it(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
