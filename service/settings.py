@@ -117,6 +117,18 @@ class Settings(BaseSettings):
         description="QR codes GET /v1/qr draws at once (default: the CPUs); further requests "
         "wait briefly for one to finish, then get 429.",
     )
+    pdf_max_pages: int = Field(
+        default=5_000,
+        gt=0,
+        le=1_000_000,
+        description="Most pages one input PDF may have; more are refused with 422 at submit.",
+    )
+    pdf_max_stream_bytes: int = Field(
+        default=50_000_000,
+        ge=1_000_000,
+        description="Most bytes one stream of an input PDF may decode to (pypdf's limits); "
+        "past it the job fails as input_limit_exceeded: a decompression bomb stops here.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log line format: text for people, json for collectors."
     )
