@@ -12,6 +12,7 @@ from pypdf import PdfWriter
 from pypdf.generic import (
     DecodedStreamObject,
     DictionaryObject,
+    IndirectObject,
     NameObject,
     NumberObject,
     StreamObject,
@@ -23,15 +24,7 @@ PAGE_WIDTH, PAGE_HEIGHT = 612, 792
 def text_pdf(texts: list[str], *, compress: bool = True) -> bytes:
     """One Letter page per text, each drawn in Helvetica (so pdftotext finds it)."""
     writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-            }
-        )
-    )
+    font = _helvetica(writer)
     for text in texts:
         page = writer.add_blank_page(PAGE_WIDTH, PAGE_HEIGHT)
         page[NameObject("/Resources")] = DictionaryObject(
@@ -70,6 +63,10 @@ def bomb_pdf(inflated_bytes: int = 100_000_000) -> bytes:
     compressed += squeezer.flush()
     writer = PdfWriter()
     page = writer.add_blank_page(PAGE_WIDTH, PAGE_HEIGHT)
+    # A font, so text extraction reads the stream (pypdf skips a page with none).
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): _helvetica(writer)})}
+    )
     stream = StreamObject()
     stream._data = compressed
     stream[NameObject("/Filter")] = NameObject("/FlateDecode")
@@ -119,6 +116,18 @@ def page_texts(path: Path, password: str | None = None) -> list[str]:
         [*command, str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
     return [page.strip() for page in output.split("\f")][:-1]
+
+
+def _helvetica(writer: PdfWriter) -> IndirectObject:
+    return writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
+    )
 
 
 def _tool(name: str) -> str:
