@@ -28,7 +28,9 @@ STANDARD_KEYS = {
 MAX_VALUE_CHARACTERS = 10_000
 
 
-def read_metadata(source: Source, limits: PdfLimits) -> dict[str, Any]:
+def read_metadata(
+    source: Source, limits: PdfLimits, progress: Progress = no_progress
+) -> dict[str, Any]:
     """Info entries (by their request names; other keys as written, without the slash),
     the XMP fields Offload keeps, the page count, encryption and the PDF version."""
     reader = open_pdf(source.path, source.password, limits=limits, label=source.name)
@@ -38,6 +40,7 @@ def read_metadata(source: Source, limits: PdfLimits) -> dict[str, Any]:
             for key, value in (reader.metadata or {}).items()
             if isinstance(key, str)
         }
+        progress(1, 1)
         return {
             "info": info,
             "xmp": _xmp_fields(reader),

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pypdf import PdfWriter
 
-from tasks.pdf_guard import PdfLimits, TooManyPages, open_pdf, pdf_limits, save_pdf
-from tasks.pdf_ranges import PageRange, out_of_range, selected_pages
+from schemas.pdf_ranges import PageRange, out_of_range, selected_pages
+from tasks.pdf_guard import PdfInputError, PdfLimits, TooManyPages, open_pdf, pdf_limits, save_pdf
 
 Progress = Callable[[int, int], None]
 
@@ -37,8 +37,10 @@ class Source:
     password: str | None = None
 
 
-class RangesOutOfBounds(ValueError):
+class RangesOutOfBounds(PdfInputError):
     """Page ranges past a file's end (the submit check catches this first)."""
+
+    error_type = "pages_out_of_range"
 
 
 def merge(
@@ -213,6 +215,8 @@ def decrypt(
     return pages, reader.is_encrypted
 
 
-def count_pages(source: Source, limits: PdfLimits) -> int:
+def count_pages(source: Source, limits: PdfLimits, progress: Progress = no_progress) -> int:
     """The page count of ``source`` (opened as every operation opens it)."""
-    return len(open_pdf(source.path, source.password, limits=limits, label=source.name).pages)
+    pages = len(open_pdf(source.path, source.password, limits=limits, label=source.name).pages)
+    progress(0, pages)
+    return pages

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.pdf_ranges import parse_ranges
 from tasks.pdf_guard import (
     EncryptedPdf,
     InputLimitExceeded,
@@ -28,7 +29,6 @@ from tasks.pdf_ops import (
     split_to_files,
     split_to_zip,
 )
-from tasks.pdf_ranges import parse_ranges
 from tests.support.pdfs import (
     bomb_pdf,
     encrypted_pdf,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.pdf_ranges import PageRange, out_of_range, parse_ranges, selected_pages
+from schemas.pdf_ranges import PageRange, out_of_range, parse_ranges, selected_pages
 
 
 def test_pages_ranges_and_open_ends_parse() -> None:
