@@ -8,7 +8,7 @@ Passwords are write-only: masked in reprs and logs, never part of a job as the A
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,9 @@ from schemas.pdf_ranges import PageRange, parse_ranges
 MAX_MERGE_FILES = 100
 MAX_SPLIT_FILES = 100
 """Most result files a split with ``output: "pdfs"`` makes; a ZIP holds any number."""
+MAX_PASSWORD_CHARACTERS = 128
+SEALED_PREFIX = "sealed:v1:"
+"""What tasks/job_secrets.py puts before a sealed password."""
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_CHARACTERS = 10_000
 CUSTOM_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -38,6 +41,15 @@ def _valid_ranges(text: str | None) -> str | None:
     return text
 
 
+def _short_or_sealed(secret: SecretStr) -> SecretStr:
+    value = secret.get_secret_value()
+    # Sealed at submit (tasks/job_secrets.py), a password is longer when the task reads it.
+    limit = 4 * MAX_PASSWORD_CHARACTERS if value.startswith(SEALED_PREFIX) else None
+    if len(value) > (limit or MAX_PASSWORD_CHARACTERS):
+        raise ValueError(f"at most {MAX_PASSWORD_CHARACTERS} characters")
+    return secret
+
+
 FileId = Annotated[
     str,
     Field(
@@ -48,7 +60,8 @@ FileId = Annotated[
 ]
 Password = Annotated[
     SecretStr,
-    Field(min_length=1, max_length=128),
+    Field(min_length=1, json_schema_extra={"maxLength": MAX_PASSWORD_CHARACTERS}),
+    AfterValidator(_short_or_sealed),
     # The task needs the password itself: in the job's stored request, not in reprs or logs.
     PlainSerializer(lambda secret: secret.get_secret_value(), return_type=str, when_used="json"),
 ]
@@ -66,6 +79,9 @@ PageRanges = Annotated[
 class PdfInput(BaseModel):
     """One uploaded PDF, and its password if it is encrypted."""
 
+    SECRETS: ClassVar[tuple[str, ...]] = ("password",)
+    """Fields sealed at submit (tasks/job_secrets.py)."""
+
     file_id: FileId
     password: Password | None = Field(
         default=None,
@@ -76,9 +92,6 @@ class PdfInput(BaseModel):
         """The ranges the request names, parsed; None: every page."""
         text = getattr(self, "pages", None) or getattr(self, "ranges", None)
         return None if text is None else parse_ranges(text)
-
-    def secret(self) -> str | None:
-        return None if self.password is None else self.password.get_secret_value()
 
 
 class PdfMergeRequest(BaseModel):
@@ -205,6 +218,8 @@ class PdfWriteMetadataRequest(PdfInput):
 
 class PdfEncryptRequest(PdfInput):
     """A PDF to lock with AES-256."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("password", "user_password", "owner_password")
 
     model_config = ConfigDict(
         extra="forbid",
