@@ -82,6 +82,18 @@ def corrupt_pdf() -> bytes:
     return b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\ngarbage\n"
 
 
+def broken_stream_pdf() -> bytes:
+    """Two pages whose header, cross-reference table and page tree are sound (the submit
+    probe passes) but whose last content stream never ends: reading it fails."""
+    good = numbered_pdf(2)
+    stream = good.rindex(b"/Filter /FlateDecode")
+    start = good.rindex(b" 0 obj", 0, stream)
+    start = good.rindex(b"\n", 0, start) + 1
+    end = good.index(b"endobj", stream) + len(b"endobj")
+    header = good[start : good.index(b"obj", start) + 3] + b"\n<< /Length 999999 >>\nstream\n"
+    return good[:start] + header + b"@" * (end - start - len(header)) + good[end:]
+
+
 def qpdf_check(path: Path, password: str | None = None) -> str:
     """``qpdf --check``'s output; raises if qpdf finds errors (exit 2) or warnings (3)."""
     command = [_tool("qpdf")]

@@ -13,9 +13,11 @@ from schemas.pdf_ranges import parse_ranges
 from tasks.pdf_guard import (
     EncryptedPdf,
     InputLimitExceeded,
+    InvalidPdf,
     PdfLimits,
     TooManyPages,
     WrongPassword,
+    probe_pdf,
 )
 from tasks.pdf_metadata import read_metadata, write_metadata
 from tasks.pdf_ops import (
@@ -31,6 +33,7 @@ from tasks.pdf_ops import (
 )
 from tests.support.pdfs import (
     bomb_pdf,
+    broken_stream_pdf,
     encrypted_pdf,
     numbered_pdf,
     page_count,
@@ -198,3 +201,12 @@ def test_a_bomb_is_merged_as_it_is_without_inflating(tmp_path: Path) -> None:
     merge([bomb, _source(tmp_path, numbered_pdf(1))], out, PdfLimits(max_stream_bytes=10_000_000))
     assert out.stat().st_size < 200_000
     assert page_count(out) == 2
+
+
+def test_a_broken_stream_the_probe_cannot_see_fails_the_operation_as_invalid(
+    tmp_path: Path,
+) -> None:
+    source = _source(tmp_path, broken_stream_pdf(), "broken.pdf")
+    assert probe_pdf(source.path).pages == 2
+    with pytest.raises(InvalidPdf, match=r"broken\.pdf is not a readable PDF: .*endstream"):
+        merge([source], tmp_path / "out.pdf", LIMITS)
