@@ -130,6 +130,44 @@ def page_texts(path: Path, password: str | None = None) -> list[str]:
     return [page.strip() for page in output.split("\f")][:-1]
 
 
+def pdfinfo(path: Path, *options: str) -> str:
+    """``pdfinfo``'s report (``-f 1 -l N`` adds each page's size and rotation)."""
+    return subprocess.run(
+        [_tool("pdfinfo"), *options, str(path)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def rotations(path: Path) -> list[int]:
+    """Each page's rotation as pdfinfo reports it."""
+    report = pdfinfo(path, "-f", "1", "-l", str(page_count(path)))
+    return [int(line.split()[-1]) for line in report.splitlines() if " rot:" in line]
+
+
+def qpdf_encryption(path: Path, password: str) -> str:
+    return subprocess.run(
+        [_tool("qpdf"), f"--password={password}", "--show-encryption", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def qpdf_refuses(path: Path) -> str:
+    """What ``qpdf --check`` says of an encrypted file opened without its password."""
+    result = subprocess.run(
+        [_tool("qpdf"), "--check", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, f"qpdf opened it: {result.stdout}"
+    return result.stderr
+
+
+def qpdf_decrypt(path: Path, password: str, out: Path) -> Path:
+    subprocess.run(
+        [_tool("qpdf"), f"--password={password}", "--decrypt", str(path), str(out)], check=True
+    )
+    return out
+
+
 def _helvetica(writer: PdfWriter) -> IndirectObject:
     return writer._add_object(
         DictionaryObject(

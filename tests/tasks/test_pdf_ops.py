@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -38,7 +37,12 @@ from tests.support.pdfs import (
     numbered_pdf,
     page_count,
     page_texts,
+    pdfinfo,
     qpdf_check,
+    qpdf_decrypt,
+    qpdf_encryption,
+    qpdf_refuses,
+    rotations,
     text_pdf,
 )
 
@@ -114,11 +118,7 @@ def test_rotate_turns_only_the_pages_named(tmp_path: Path, angle: int) -> None:
     out = tmp_path / "out.pdf"
     assert rotate(_source(tmp_path, numbered_pdf(4)), parse_ranges("2-3"), angle, out, LIMITS) == 2
     qpdf_check(out)
-    info = subprocess.run(
-        ["pdfinfo", "-f", "1", "-l", "4", str(out)], capture_output=True, text=True, check=True
-    ).stdout
-    rotations = [line.split()[-1] for line in info.splitlines() if "rot:" in line]
-    assert rotations == ["0", str(angle), str(angle), "0"]
+    assert rotations(out) == [0, angle, angle, 0]
     assert page_texts(out) == ["page 1", "page 2", "page 3", "page 4"]
 
 
@@ -140,7 +140,7 @@ def test_metadata_written_is_read_back_by_pdfinfo(tmp_path: Path) -> None:
     )
     assert written["title"] == "Quarterly report"
     qpdf_check(out)
-    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
+    info = pdfinfo(out)
     assert "Title:           Quarterly report" in info
     assert "Author:          Zoë" in info
     read = read_metadata(Source(out, "out.pdf"), LIMITS)
@@ -158,20 +158,12 @@ def test_encrypt_makes_aes256_that_needs_the_password(tmp_path: Path) -> None:
     out = tmp_path / "locked.pdf"
     assert encrypt(_source(tmp_path, numbered_pdf(2)), "user-pw", "owner-pw", out, LIMITS) == 2
     qpdf_check(out, "user-pw")
-    shown = subprocess.run(
-        ["qpdf", "--password=user-pw", "--show-encryption", str(out)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = qpdf_encryption(out, "user-pw")
     assert "R = 6" in shown
     assert "stream encryption method: AESv3" in shown
     assert page_texts(out, "user-pw") == ["page 1", "page 2"]
-    refused = subprocess.run(["qpdf", "--check", str(out)], capture_output=True, text=True)
-    assert refused.returncode == 2
-    assert "invalid password" in refused.stderr
-    plain = tmp_path / "plain.pdf"
-    subprocess.run(["qpdf", "--password=owner-pw", "--decrypt", str(out), str(plain)], check=True)
+    assert "invalid password" in qpdf_refuses(out)
+    plain = qpdf_decrypt(out, "owner-pw", tmp_path / "plain.pdf")
     assert page_texts(plain) == ["page 1", "page 2"]
 
 
