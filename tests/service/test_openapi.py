@@ -45,6 +45,10 @@ EXPECTED_OPERATIONS = {
     ("POST", "/v1/jobs/{job_id}/retry"): "retry_job",
     ("POST", "/v1/jobs/retry"): "retry_jobs",
     ("GET", "/v1/qr"): "render_qr",
+    ("POST", "/v1/files"): "upload_file",
+    ("GET", "/v1/files/{file_id}"): "get_file",
+    ("GET", "/v1/files/{file_id}/info"): "get_file_info",
+    ("DELETE", "/v1/files/{file_id}"): "delete_file",
     ("GET", "/v1/webhooks/secret"): "get_webhook_secret",
     ("GET", "/healthz"): "get_health",
     ("GET", "/readyz"): "get_readiness",
@@ -66,7 +70,7 @@ def test_every_kind_has_its_submit_operation_with_examples() -> None:
     spec = app.openapi()
     assert "qr" in [kind.name for kind in KINDS]
     for kind in KINDS:
-        operation = spec["paths"][f"/v1/jobs/{kind.name}"]["post"]
+        operation = spec["paths"][kind.path]["post"]
         assert operation["operationId"] == f"create_{kind.name}_job"
         assert operation["description"] == kind.summary
         body = operation["requestBody"]["content"]["application/json"]
