@@ -173,6 +173,9 @@ def extract_text(
         file.write('{"pages": [')
         for done, index in enumerate(chosen, start=1):
             text = reader.pages[index].extract_text()
+            # The reader keeps every object it resolved, decoded streams included: pages of
+            # 40 MB streams (each under the stream limit) would add up. Forget them per page.
+            reader.resolved_objects.clear()
             characters += len(text)
             separator = "" if done == 1 else ", "
             file.write(separator + json.dumps({"page": index + 1, "text": text}))

@@ -54,24 +54,26 @@ def encrypted_pdf(texts: list[str], user_password: str, owner_password: str | No
     return buffer.getvalue()
 
 
-def bomb_pdf(inflated_bytes: int = 100_000_000) -> bytes:
-    """A one-page PDF of about 100 KB whose content stream inflates to ``inflated_bytes``
-    (SECURITY.md 3.1): the stream is written already compressed, never decoded here."""
+def bomb_pdf(inflated_bytes: int = 100_000_000, pages: int = 1) -> bytes:
+    """A PDF of about 100 KB a page whose every page's content stream inflates to
+    ``inflated_bytes`` (SECURITY.md 3.1): written already compressed, never decoded here."""
     squeezer = zlib.compressobj(9)
     chunk = b" " * 1_000_000
     compressed = b"".join(squeezer.compress(chunk) for _ in range(inflated_bytes // len(chunk)))
     compressed += squeezer.flush()
     writer = PdfWriter()
-    page = writer.add_blank_page(PAGE_WIDTH, PAGE_HEIGHT)
-    # A font, so text extraction reads the stream (pypdf skips a page with none).
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): _helvetica(writer)})}
-    )
-    stream = StreamObject()
-    stream._data = compressed
-    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
-    stream[NameObject("/Length")] = NumberObject(len(compressed))
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    font = _helvetica(writer)
+    for _ in range(pages):
+        page = writer.add_blank_page(PAGE_WIDTH, PAGE_HEIGHT)
+        # A font, so text extraction reads the stream (pypdf skips a page with none).
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        stream = StreamObject()
+        stream._data = compressed
+        stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+        stream[NameObject("/Length")] = NumberObject(len(compressed))
+        page[NameObject("/Contents")] = writer._add_object(stream)
     buffer = io.BytesIO()
     writer.write(buffer)
     return buffer.getvalue()

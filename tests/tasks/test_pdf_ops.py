@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -202,3 +203,15 @@ def test_a_broken_stream_the_probe_cannot_see_fails_the_operation_as_invalid(
     assert probe_pdf(source.path).pages == 2
     with pytest.raises(InvalidPdf, match=r"broken\.pdf is not a readable PDF: .*endstream"):
         merge([source], tmp_path / "out.pdf", LIMITS)
+
+
+def test_pages_of_big_streams_under_the_limit_do_not_add_up(tmp_path: Path) -> None:
+    """Each page's stream is within the limit; the reader must not keep them all decoded."""
+    source = _source(tmp_path, bomb_pdf(10_000_000, pages=10), "heavy.pdf")
+    tracemalloc.start()
+    try:
+        assert extract_text(source, None, tmp_path / "t.json", LIMITS) == (10, 0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 70_000_000, f"extracting 10 pages of 10 MB streams peaked at {peak:,} bytes"
