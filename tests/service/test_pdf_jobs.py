@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,40 @@ async def test_the_zip_of_a_split_holds_only_server_made_names(
     archive = await download(client, job["result"]["files"][0], tmp_path / "z.zip")
     names = zipfile.ZipFile(io.BytesIO(archive.read_bytes())).namelist()
     assert names == ["part-0001-pages-1.pdf", "part-0002-pages-2.pdf"]
+
+
+def pool_processes() -> list[int]:
+    """This process's CPU pool children (spawned by multiprocessing), never redis-server."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+async def test_a_pool_process_killed_mid_job_is_run_again_and_nothing_is_lost(
+    client: httpx.AsyncClient,
+) -> None:
+    source = await upload(client, numbered_pdf(1500), "long.pdf")
+    response = await client.post("/v1/jobs/pdf/extract-text", json={"file_id": source["id"]})
+    job_id = response.json()["id"]
+    for _ in range(600):
+        job = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["progress"] and job["progress"]["done"]:
+            break
+        await asyncio.sleep(0.05)
+    assert job["status"] == "running" and job["attempts"] == 1, job
+    victims = await asyncio.to_thread(pool_processes)
+    assert victims, "no CPU pool process found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    job = await wait_for_job(client, job_id, timeout=90)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert [error["type"] for error in job["attempt_errors"]] == ["cpu_step_died"]
+    assert job["result"]["data"]["pages"] == 1500
