@@ -239,3 +239,29 @@ async def test_a_pool_process_killed_mid_job_is_run_again_and_nothing_is_lost(
     assert job["attempts"] == 2
     assert [error["type"] for error in job["attempt_errors"]] == ["cpu_step_died"]
     assert job["result"]["data"]["pages"] == 1500
+
+
+async def test_a_repeated_submit_with_its_key_finds_the_job_though_passwords_are_sealed(
+    client: httpx.AsyncClient,
+) -> None:
+    source = await upload(client, numbered_pdf(1))
+    body = {"file_id": source["id"], "user_password": "same-Secret"}
+    headers = {"Idempotency-Key": "encrypt-once"}
+    first = await client.post("/v1/jobs/pdf/encrypt", json=body, headers=headers)
+    again = await client.post("/v1/jobs/pdf/encrypt", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"]
+    other = {**body, "user_password": "other-Secret"}
+    reused = await client.post("/v1/jobs/pdf/encrypt", json=other, headers=headers)
+    assert reused.status_code == 409
+
+
+async def test_a_refused_password_is_not_echoed(client: httpx.AsyncClient) -> None:
+    source = await upload(client, numbered_pdf(1))
+    password = "Z" * 129
+    response = await client.post(
+        "/v1/jobs/pdf/encrypt", json={"file_id": source["id"], "user_password": password}
+    )
+    assert response.status_code == 422
+    assert "user_password" in response.text
+    assert password not in response.text
