@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Most pages one input PDF may have; more are refused with 422 at submit.",
     )
+    pdf_max_merge_bytes: int = Field(
+        default=200_000_000,
+        ge=1_000_000,
+        description="Most bytes the files of one merge may add up to (a worker holds them "
+        "all while it writes the result); more are refused with 422 at submit.",
+    )
     pdf_max_stream_bytes: int = Field(
         default=50_000_000,
         ge=1_000_000,

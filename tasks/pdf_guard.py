@@ -23,6 +23,7 @@ from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError, W
 DEFAULT_MAX_PAGES = 5_000
 DEFAULT_MAX_STREAM_BYTES = 50_000_000
 """Most bytes one stream may decode to (pypdf's own default is 75,000,000)."""
+DEFAULT_MAX_MERGE_BYTES = 200_000_000
 HEADER_WINDOW = 1024
 """PDF readers accept ``%PDF-`` anywhere in the first 1,024 bytes (PDF 32000-1, annex H)."""
 
@@ -76,6 +77,8 @@ class PdfLimits:
 
     max_pages: int = DEFAULT_MAX_PAGES
     max_stream_bytes: int = DEFAULT_MAX_STREAM_BYTES
+    max_merge_bytes: int = DEFAULT_MAX_MERGE_BYTES
+    """Most bytes the inputs of one merge may add up to: the writer holds them all."""
 
     def configuration(self) -> dict[str, int]:
         """pypdf Configuration overrides: every decoder's output capped at max_stream_bytes."""

@@ -35,7 +35,9 @@ class PdfJobFailure(JobFailure):
 
 def pdf_limits_of(settings: Settings) -> PdfLimits:
     return PdfLimits(
-        max_pages=settings.pdf_max_pages, max_stream_bytes=settings.pdf_max_stream_bytes
+        max_pages=settings.pdf_max_pages,
+        max_stream_bytes=settings.pdf_max_stream_bytes,
+        max_merge_bytes=settings.pdf_max_merge_bytes,
     )
 
 

@@ -19,7 +19,15 @@ from pathlib import Path
 from pypdf import PdfWriter
 
 from schemas.pdf_ranges import PageRange, out_of_range, selected_pages
-from tasks.pdf_guard import PdfInputError, PdfLimits, TooManyPages, open_pdf, pdf_limits, save_pdf
+from tasks.pdf_guard import (
+    InputLimitExceeded,
+    PdfInputError,
+    PdfLimits,
+    TooManyPages,
+    open_pdf,
+    pdf_limits,
+    save_pdf,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -47,6 +55,12 @@ def merge(
     sources: list[Source], out: Path, limits: PdfLimits, progress: Progress = no_progress
 ) -> int:
     """``sources`` one after the other into ``out``; returns the page count."""
+    total_bytes = sum(source.path.stat().st_size for source in sources)
+    if total_bytes > limits.max_merge_bytes:
+        raise InputLimitExceeded(
+            f"these files add up to {total_bytes:,} bytes; this server merges at most "
+            f"{limits.max_merge_bytes:,}"
+        )
     writer = PdfWriter()
     pages = 0
     for done, source in enumerate(sources, start=1):

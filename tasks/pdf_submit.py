@@ -39,6 +39,14 @@ def check_merge_files(
 ) -> None:
     """Each file readable and within the page limit, and all of them together too."""
     limits = pdf_limits_of(settings)
+    model = type(request).__name__
+    total_bytes = sum(uploads[file_id].size for file_id in request.file_ids)
+    if total_bytes > limits.max_merge_bytes:
+        message = (
+            f"together these files are {total_bytes:,} bytes; this server merges at most "
+            f"{limits.max_merge_bytes:,}"
+        )
+        refuse(model, [field_fault("file_ids", "merge_too_large", message, None)])
     first_field: dict[str, str] = {}
     for index, file_id in enumerate(request.file_ids):
         first_field.setdefault(file_id, f"file_ids.{index}")
@@ -48,7 +56,7 @@ def check_merge_files(
             for file_id, field in first_field.items()
         ],
         limits,
-        model=type(request).__name__,
+        model=model,
     )
     pages_of = {file_id: probes[field].pages or 0 for file_id, field in first_field.items()}
     total = sum(pages_of[file_id] for file_id in request.file_ids)
@@ -57,7 +65,7 @@ def check_merge_files(
             f"together these files have {total:,} pages; this server merges at most "
             f"{limits.max_pages:,}"
         )
-        refuse(type(request).__name__, [field_fault("file_ids", "too_many_pages", message, None)])
+        refuse(model, [field_fault("file_ids", "too_many_pages", message, None)])
 
 
 def check_single_file(request: PdfInput, settings: Settings, uploads: dict[str, Upload]) -> None:

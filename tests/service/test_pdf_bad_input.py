@@ -109,6 +109,19 @@ async def test_more_pages_than_the_setting_is_refused_at_submit(
     await a_good_job_runs(client)
 
 
+async def test_a_merge_of_more_bytes_than_the_setting_is_refused_at_submit(
+    client: httpx.AsyncClient, any_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(any_backend.settings, "pdf_max_merge_bytes", 1_000_000)
+    big = await upload(client, numbered_pdf(1) + b" " * 600_000, "big.pdf")
+    response = await client.post("/v1/jobs/pdf/merge", json={"file_ids": [big["id"]] * 2})
+    message = field_messages(response)["file_ids"]
+    assert message.startswith("together these files are 1,2")
+    assert message.endswith("this server merges at most 1,000,000")
+    await nothing_stored(client)
+    await a_good_job_runs(client)
+
+
 async def test_a_zero_byte_file_is_refused_at_submit(client: httpx.AsyncClient) -> None:
     empty = await upload(client, b"", "empty.pdf")
     response = await client.post("/v1/jobs/pdf/split", json={"file_id": empty["id"]})

@@ -215,3 +215,12 @@ def test_pages_of_big_streams_under_the_limit_do_not_add_up(tmp_path: Path) -> N
     finally:
         tracemalloc.stop()
     assert peak < 70_000_000, f"extracting 10 pages of 10 MB streams peaked at {peak:,} bytes"
+
+
+def test_merge_refuses_inputs_over_the_byte_limit_in_total(tmp_path: Path) -> None:
+    source = _source(tmp_path, numbered_pdf(3))
+    size = source.path.stat().st_size
+    limits = PdfLimits(max_merge_bytes=2 * size - 1)
+    with pytest.raises(InputLimitExceeded, match="these files add up to"):
+        merge([source, source], tmp_path / "out.pdf", limits)
+    assert merge([source], tmp_path / "out.pdf", limits) == 3
