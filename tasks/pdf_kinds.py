@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from brokers import broker
 from schemas.jobs import JobResult, Lane, ResultFile
 from schemas.pdf import (
+    MAX_SPLIT_FILES,
     PdfDecryptRequest,
     PdfEncryptRequest,
     PdfExtractTextRequest,
@@ -105,6 +106,10 @@ async def split_pdf_job(request: PdfSplitRequest, attempt: AttemptDep) -> dict[s
             count = await run_pdf_step(attempt, "pages", pdf_ops.count_pages, source, limits)
         else:
             count = len(ranges)
+        if count > MAX_SPLIT_FILES:  # queued without the submit check (which says so first)
+            raise PdfJobFailure(
+                "too_many_parts", f"{count} parts is more than {MAX_SPLIT_FILES} result files"
+            )
         async with contextlib.AsyncExitStack() as scratch:
             outs = [
                 await scratch.enter_async_context(attempt.scratch_file(".pdf"))

@@ -12,6 +12,7 @@ from tasks.pdf_jobs import pdf_limits_of
 def test_the_defaults_are_the_guards() -> None:
     limits = pdf_limits_of(load_settings())
     assert (limits.max_pages, limits.max_stream_bytes) == (5_000, 50_000_000)
+    assert limits.max_merge_bytes == 200_000_000
     assert (DEFAULT_MAX_PAGES, DEFAULT_MAX_STREAM_BYTES) == (5_000, 50_000_000)
 
 
