@@ -26,6 +26,8 @@ STANDARD_KEYS = {
 }
 """The request's names for the Info dictionary's text entries (PDF 32000-1, 14.3.3)."""
 MAX_VALUE_CHARACTERS = 10_000
+MAX_INFO_ENTRIES = 200
+"""Info entries a read reports (a result of at most about 2 MB); the rest are counted."""
 
 
 def read_metadata(
@@ -35,14 +37,18 @@ def read_metadata(
     the XMP fields Offload keeps, the page count, encryption and the PDF version."""
     reader = open_pdf(source.path, source.password, limits=limits, label=source.name)
     with pdf_limits(limits, source.name):
-        info = {
-            _request_name(key): _text(value)
+        entries = [
+            (_request_name(key), value)
             for key, value in (reader.metadata or {}).items()
             if isinstance(key, str)
-        }
+        ]
+        # A job's result is JSON in the job store: a file with 100,000 entries of 10,000
+        # characters (within pypdf's limits) must not make it a gigabyte.
+        info = {name: _text(value) for name, value in entries[:MAX_INFO_ENTRIES]}
         progress(1, 1)
         return {
             "info": info,
+            "info_truncated": len(entries) > MAX_INFO_ENTRIES,
             "xmp": _xmp_fields(reader),
             "pages": len(reader.pages),
             "encrypted": reader.is_encrypted,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
+from pypdf import PdfWriter
 
 from schemas.pdf_ranges import parse_ranges
 from tasks.pdf_guard import (
@@ -224,3 +226,13 @@ def test_merge_refuses_inputs_over_the_byte_limit_in_total(tmp_path: Path) -> No
     with pytest.raises(InputLimitExceeded, match="these files add up to"):
         merge([source, source], tmp_path / "out.pdf", limits)
     assert merge([source], tmp_path / "out.pdf", limits) == 3
+
+
+def test_read_metadata_reports_a_bounded_number_of_entries(tmp_path: Path) -> None:
+    writer = PdfWriter(clone_from=io.BytesIO(numbered_pdf(1)))
+    writer.add_metadata({f"/Key{number}": "v" * 20_000 for number in range(300)})
+    with (tmp_path / "many.pdf").open("wb") as file:
+        writer.write(file)
+    read = read_metadata(Source(tmp_path / "many.pdf"), LIMITS)
+    assert len(read["info"]) == 200 and read["info_truncated"] is True
+    assert max(len(value) for value in read["info"].values()) == 10_000
