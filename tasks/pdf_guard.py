@@ -16,9 +16,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pypdf import PdfReader, PdfWriter, apply_configuration
 from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError, WrongPasswordError
+from pypdf.generic import DictionaryObject
 
 DEFAULT_MAX_PAGES = 5_000
 DEFAULT_MAX_STREAM_BYTES = 50_000_000
@@ -156,11 +158,13 @@ def open_pdf(
             raise WrongPassword(f"the password does not open {label}")
         # Without a password pypdf has tried the empty one; a file it did not open raises
         # FileNotDecryptedError here, which pdf_limits reports as EncryptedPdf.
+        declared = _declared_pages(reader)
+        # Refused on its word before the page tree is walked (a file may claim a million).
+        if declared is not None and declared > limits.max_pages:
+            _too_many(declared, limits, label)
         pages = len(reader.pages)
     if pages > limits.max_pages:
-        raise TooManyPages(
-            f"{label} has {pages:,} pages; this server takes at most {limits.max_pages:,}"
-        )
+        _too_many(pages, limits, label)
     if pages == 0:
         raise InvalidPdf(f"{label} has no pages")
     return reader
@@ -182,6 +186,20 @@ def probe_pdf(
     except (EncryptedPdf, WrongPassword):
         return PdfProbe(pages=None, encrypted=True)
     return PdfProbe(pages=len(reader.pages), encrypted=reader.is_encrypted)
+
+
+def _declared_pages(reader: PdfReader) -> int | None:
+    """The page tree's own /Count: what the file claims, before its pages are counted."""
+    tree = reader.root_object.get("/Pages")
+    node = None if tree is None else tree.get_object()
+    count = node.get("/Count") if isinstance(node, DictionaryObject) else None
+    return count if isinstance(count, int) else None
+
+
+def _too_many(pages: int, limits: PdfLimits, label: str) -> NoReturn:
+    raise TooManyPages(
+        f"{label} has {pages:,} pages; this server takes at most {limits.max_pages:,}"
+    )
 
 
 def save_pdf(

@@ -163,3 +163,11 @@ def test_failures_survive_the_process_pool(error: PdfInputError) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error)
     assert (copy.error_type, str(copy)) == (error.error_type, str(error))
+
+
+def test_a_file_claiming_too_many_pages_is_refused_before_its_tree_is_walked(
+    tmp_path: Path,
+) -> None:
+    content = numbered_pdf(2).replace(b"/Count 2", b"/Count 9000000")
+    with pytest.raises(TooManyPages, match="has 9,000,000 pages"):
+        open_pdf(_write(tmp_path, content), limits=PdfLimits(max_pages=5))
