@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         description="How long an uploaded file is kept; then it is gone (404) and the "
         "maintenance job deletes it.",
     )
+    upload_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long `offload serve` waits for the body of an upload (POST "
+        "/v1/files) to arrive, from the end of its headers; then 408.",
+    )
     purge_cron: str = Field(
         default="*/5 * * * *",
         description="Cron expression for the maintenance job that purges expired jobs.",
