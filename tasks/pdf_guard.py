@@ -151,22 +151,10 @@ def open_pdf(
     within ``limits.max_pages``. Raises InvalidPdf, EncryptedPdf, WrongPassword,
     TooManyPages or InputLimitExceeded. Later pypdf work on the reader belongs inside
     :func:`pdf_limits` too."""
-    check_header(path, label)
     with pdf_limits(limits, label):
-        reader = PdfReader(path)
-        if reader.is_encrypted and password is not None and not reader.decrypt(password):
-            raise WrongPassword(f"the password does not open {label}")
-        # Without a password pypdf has tried the empty one; a file it did not open raises
-        # FileNotDecryptedError here, which pdf_limits reports as EncryptedPdf.
-        declared = _declared_pages(reader)
-        # Refused on its word before the page tree is walked (a file may claim a million).
-        if declared is not None and declared > limits.max_pages:
-            _too_many(declared, limits, label)
+        reader = _reader(path, password, limits, label)
         pages = len(reader.pages)
-    if pages > limits.max_pages:
-        _too_many(pages, limits, label)
-    if pages == 0:
-        raise InvalidPdf(f"{label} has no pages")
+    _check_pages(pages, limits, label)
     return reader
 
 
@@ -177,15 +165,43 @@ def probe_pdf(
     limits: PdfLimits = PdfLimits(),
     label: str = "the PDF",
 ) -> PdfProbe:
-    """For the submit check: header, cross-reference table, page tree and encryption, read
-    without decoding content streams. Raises InvalidPdf, TooManyPages, InputLimitExceeded;
+    """For the submit check, in the API process: header, cross-reference table, encryption
+    and the page count the page tree declares, reading no content stream and no page (a
+    page tree of thousands of pages, or object streams that inflate, cost nothing here; the
+    worker counts the pages for real). Raises InvalidPdf, TooManyPages, InputLimitExceeded;
     an encrypted file whose password is missing or wrong is reported, not refused (the job
     fails with ``encrypted_pdf`` or ``wrong_password``)."""
     try:
-        reader = open_pdf(path, password, limits=limits, label=label)
+        with pdf_limits(limits, label):
+            reader = _reader(path, password, limits, label)
+            declared = _declared_pages(reader)
+            pages = len(reader.pages) if declared is None else declared
     except (EncryptedPdf, WrongPassword):
         return PdfProbe(pages=None, encrypted=True)
-    return PdfProbe(pages=len(reader.pages), encrypted=reader.is_encrypted)
+    _check_pages(pages, limits, label)
+    return PdfProbe(pages=pages, encrypted=reader.is_encrypted)
+
+
+def _reader(path: Path, password: str | None, limits: PdfLimits, label: str) -> PdfReader:
+    """Opened and decrypted, its declared page count within the limit; inside pdf_limits."""
+    check_header(path, label)
+    reader = PdfReader(path)
+    if reader.is_encrypted and password is not None and not reader.decrypt(password):
+        raise WrongPassword(f"the password does not open {label}")
+    # Without a password pypdf has tried the empty one; a file it did not open raises
+    # FileNotDecryptedError here, which pdf_limits reports as EncryptedPdf.
+    declared = _declared_pages(reader)
+    # Refused on its word before the page tree is walked (a file may claim a million).
+    if declared is not None and declared > limits.max_pages:
+        _too_many(declared, limits, label)
+    return reader
+
+
+def _check_pages(pages: int, limits: PdfLimits, label: str) -> None:
+    if pages > limits.max_pages:
+        _too_many(pages, limits, label)
+    if pages <= 0:
+        raise InvalidPdf(f"{label} has no pages")
 
 
 def _declared_pages(reader: PdfReader) -> int | None:

@@ -171,3 +171,14 @@ def test_a_file_claiming_too_many_pages_is_refused_before_its_tree_is_walked(
     content = numbered_pdf(2).replace(b"/Count 2", b"/Count 9000000")
     with pytest.raises(TooManyPages, match="has 9,000,000 pages"):
         open_pdf(_write(tmp_path, content), limits=PdfLimits(max_pages=5))
+
+
+def test_the_probe_takes_the_declared_count_and_the_worker_counts_for_real(
+    tmp_path: Path,
+) -> None:
+    """The probe walks no page tree (cheap in the API process); a file that understates
+    its pages passes it and is refused when a job opens it."""
+    path = _write(tmp_path, numbered_pdf(6).replace(b"/Count 6", b"/Count 2"), "liar.pdf")
+    assert probe_pdf(path, limits=PdfLimits(max_pages=5)).pages == 2
+    with pytest.raises(TooManyPages, match=r"liar\.pdf has 6 pages"):
+        open_pdf(path, limits=PdfLimits(max_pages=5), label="liar.pdf")
