@@ -1,38 +1,35 @@
 """API contract for drawing on an uploaded PDF: a text watermark, a vector QR stamp.
 
 Positions and sizes are in points (1/72 inch) on the page as it is shown: a rotated page's
-bottom-left corner is the one the reader sees there. ``pages`` uses the same syntax as the
-other PDF operations (``1-3,5,7-``); left out, every page.
+bottom-left corner is the one the reader sees there. Like the other PDF operations
+(schemas/pdf.py) a request names one uploaded PDF, its password if it has one, and
+``pages`` (``1-3,5,7-``; left out, every page).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from schemas.pdf import PageRanges, PdfInput
 from schemas.qr import MAX_DATA_CHARACTERS, ErrorCorrection, WholeNumber
 from schemas.qr_sheet import SHEET_COLOUR_PATTERN
 
 MAX_WATERMARK_CHARACTERS = 200
-PAGES_PATTERN = r"^[0-9 ,\-]{1,20000}$"
-PAGES_DESCRIPTION = (
-    "Pages to draw on, 1-based: single pages and ranges separated by commas, such as "
-    "1-3,5,7- (7- runs to the last page). Left out: every page."
-)
-FILE_ID_DESCRIPTION = "Id of an uploaded PDF (POST /v1/files)."
+PAGES_DESCRIPTION = "Pages to draw on; unset: all."
 
 
-class WatermarkOptions(BaseModel):
+class PdfWatermarkRequest(PdfInput):
     """Draw a line of text across chosen pages, on top of their content, semi-transparent."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"file_id": "f_8c0b7d5e", "text": "CONFIDENTIAL"},
+                {"file_id": "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b", "text": "CONFIDENTIAL"},
                 {
-                    "file_id": "f_8c0b7d5e",
+                    "file_id": "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b",
                     "text": "Entwurf, nicht verteilen",
                     "opacity": 0.2,
                     "angle": 30,
@@ -44,7 +41,6 @@ class WatermarkOptions(BaseModel):
         },
     )
 
-    file_id: str = Field(min_length=1, max_length=100, description=FILE_ID_DESCRIPTION)
     text: str = Field(
         min_length=1,
         max_length=MAX_WATERMARK_CHARACTERS,
@@ -56,7 +52,7 @@ class WatermarkOptions(BaseModel):
     )
     font_size: float = Field(default=60, ge=4, le=400, description="In points.")
     colour: str = Field(default="#808080", pattern=SHEET_COLOUR_PATTERN, description="#RRGGBB.")
-    pages: str | None = Field(default=None, pattern=PAGES_PATTERN, description=PAGES_DESCRIPTION)
+    pages: PageRanges | None = Field(default=None, description=PAGES_DESCRIPTION)
 
 
 class Corner(StrEnum):
@@ -67,28 +63,35 @@ class Corner(StrEnum):
     middle = "center"
 
 
-class StampQrOptions(BaseModel):
+class PdfStampQrRequest(PdfInput):
     """Stamp a vector QR code on chosen pages, on top of their content."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"file_id": "f_8c0b7d5e", "data": "https://example.com/doc/42"},
                 {
-                    "file_id": "f_8c0b7d5e",
+                    "file_id": "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b",
+                    "data": "https://example.com/doc/42",
+                },
+                {
+                    "file_id": "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b",
                     "data": "https://example.com/doc/42?page=1",
                     "position": "top-right",
                     "margin": 18,
                     "size": 96,
                     "pages": "1",
                 },
-                {"file_id": "f_8c0b7d5e", "data": "INV-2026-0042", "x": 300, "y": 40},
+                {
+                    "file_id": "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b",
+                    "data": "INV-2026-0042",
+                    "x": 300,
+                    "y": 40,
+                },
             ]
         },
     )
 
-    file_id: str = Field(min_length=1, max_length=100, description=FILE_ID_DESCRIPTION)
     data: str = Field(
         min_length=1,
         max_length=MAX_DATA_CHARACTERS,
@@ -119,7 +122,7 @@ class StampQrOptions(BaseModel):
     )
     dark: str = Field(default="#000000", pattern=SHEET_COLOUR_PATTERN)
     light: str = Field(default="#FFFFFF", pattern=SHEET_COLOUR_PATTERN)
-    pages: str | None = Field(default=None, pattern=PAGES_PATTERN, description=PAGES_DESCRIPTION)
+    pages: PageRanges | None = Field(default=None, description=PAGES_DESCRIPTION)
 
     @field_validator("y")
     @classmethod

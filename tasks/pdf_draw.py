@@ -31,9 +31,10 @@ from pypdf.generic import (
     StreamObject,
 )
 
-from schemas.pdf_draw import Corner, StampQrOptions, WatermarkOptions
+from schemas.pdf_draw import Corner, PdfStampQrRequest, PdfWatermarkRequest
 from schemas.qr_sheet import MIN_MODULE_MM, MM
 from tasks.pdf_font import FontUse, load_font, show_text, text_span
+from tasks.pdf_guard import PdfInputError
 from tasks.qr_encoder import QrCapacityError, check_qr_capacity, modules_for_version
 from tasks.qr_matrix import qr_modules
 from tasks.qr_sheet import dark_runs, rgb
@@ -44,13 +45,15 @@ STAMP_NAME = "/OflQr"
 WATERMARK_NAME = "/OflWatermark"
 
 
-class StampOutsidePage(ValueError):
+class StampOutsidePage(PdfInputError):
     """The code, at the position asked, would not lie within a page."""
+
+    error_type = "stamp_outside_page"
 
 
 def watermark(
     writer: PdfWriter,
-    options: WatermarkOptions,
+    options: PdfWatermarkRequest,
     indices: Iterable[int],
     progress: Progress | None = None,
 ) -> int:
@@ -62,7 +65,7 @@ def watermark(
 
 def stamp_qr(
     writer: PdfWriter,
-    options: StampQrOptions,
+    options: PdfStampQrRequest,
     indices: Iterable[int],
     progress: Progress | None = None,
 ) -> int:
@@ -80,7 +83,7 @@ def stamp_qr(
     return _overlay(writer, indices, STAMP_NAME, form, place, progress)
 
 
-def check_stamp_qr(options: StampQrOptions) -> None:
+def check_stamp_qr(options: PdfStampQrRequest) -> None:
     """At submit: the data fits a QR code at its level, and at ``size`` its modules are at
     least MIN_MODULE_MM, what a scanner reads. Raises ValidationError naming ``data`` or
     ``size`` (with the smallest size that works). CPU-bound up to ~25 ms (the capacity fit)."""
@@ -101,10 +104,10 @@ def check_stamp_qr(options: StampQrOptions) -> None:
 
 def _refused(field: str, kind: str, message: str, value: object) -> ValidationError:
     fault = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=value)
-    return ValidationError.from_exception_data("StampQrOptions", [fault])
+    return ValidationError.from_exception_data("PdfStampQrRequest", [fault])
 
 
-def _stamp_origin(options: StampQrOptions, width: float, height: float) -> tuple[float, float]:
+def _stamp_origin(options: PdfStampQrRequest, width: float, height: float) -> tuple[float, float]:
     size, margin = options.size, options.margin
     if options.x is not None and options.y is not None:
         x, y = options.x, options.y
@@ -224,7 +227,7 @@ def _form(content: bytes, bbox: Iterable[float], resources: DictionaryObject) ->
     return form.flate_encode()
 
 
-def _qr_form(modules: tuple[bytes, ...], options: StampQrOptions) -> StreamObject:
+def _qr_form(modules: tuple[bytes, ...], options: PdfStampQrRequest) -> StreamObject:
     side = len(modules) + 2 * options.border
     # Module units, rows downwards from the top: row numbers are y coordinates.
     content = b"%s 0 0 %d %d re f\n%s\n1 0 0 -1 %d %d cm\n%sf\n" % (
@@ -239,7 +242,7 @@ def _qr_form(modules: tuple[bytes, ...], options: StampQrOptions) -> StreamObjec
     return _form(content, (0, 0, side, side), DictionaryObject())
 
 
-def _watermark_form(writer: PdfWriter, options: WatermarkOptions) -> StreamObject:
+def _watermark_form(writer: PdfWriter, options: PdfWatermarkRequest) -> StreamObject:
     font = FontUse(load_font())
     glyphs, width_units = font.encode(options.text)
     width = width_units * options.font_size / 1000
