@@ -11,9 +11,10 @@
   QR encoder, which is the bulk-QR kind's to choose.
 * memory: peak RSS (ru_maxrss) of a fresh process writing a sheet of 1,000 and of 10,000
   codes, ours and the raw ``PdfWriter`` loop, above the process's RSS before writing.
-* draw: a watermark and a QR stamp on every page of a 1,000-page PDF with
-  ``tasks.pdf_draw`` against pypdf's ``merge_transformed_page`` of a page holding the same
-  drawing, both from ``PdfWriter(clone_from=reader)`` to a written file.
+* draw: a watermark and a QR stamp on every page of a 1,000-page PDF (40 lines of text a
+  page), the jobs' CPU steps (``tasks.pdf_draw_files``: guard, clone, draw, save) against
+  pypdf's ``merge_transformed_page`` of a page holding the same drawing, from
+  ``PdfWriter(clone_from=reader)`` to a written file.
 
 Figures are medians of ``--repeat`` runs (best of, for memory). Not a pytest test.
 """
@@ -229,14 +230,19 @@ def _input_pdf(path: Path, pages: int) -> Path:
 
 
 def draw_part(pages: int, repeat: int, work: Path) -> None:
+    """The job's own CPU step (guard, clone, draw, save) against the same reading and
+    writing with pypdf's merge_transformed_page of a page holding the drawing."""
     from pypdf import PdfReader, PdfWriter, Transformation
 
-    from schemas.pdf_draw import StampQrOptions, WatermarkOptions
+    from schemas.pdf_draw import PdfStampQrRequest, PdfWatermarkRequest
     from tasks.pdf_draw import stamp_qr, watermark
+    from tasks.pdf_draw_files import stamp_qr_file, watermark_file
+    from tasks.pdf_guard import PdfLimits
+    from tasks.pdf_ops import Source
 
     source = _input_pdf(work / "input.pdf", pages)
-    stamp = StampQrOptions(file_id="f", data="https://example.com/doc/42")
-    mark = WatermarkOptions(file_id="f", text="CONFIDENTIAL")
+    stamp = PdfStampQrRequest(file_id="f", data="https://example.com/doc/42")
+    mark = PdfWatermarkRequest(file_id="f", text="CONFIDENTIAL")
 
     def drawing_page(draw: Callable[[PdfWriter], object]) -> object:
         blank = PdfWriter()
@@ -246,30 +252,37 @@ def draw_part(pages: int, repeat: int, work: Path) -> None:
         blank.write(buffer)
         return PdfReader(buffer).pages[0]
 
-    operations = {
-        "stamp": lambda writer: stamp_qr(writer, stamp, range(len(writer.pages))),
-        "watermark": lambda writer: watermark(writer, mark, range(len(writer.pages))),
+    overlays = {
+        "stamp": drawing_page(lambda writer: stamp_qr(writer, stamp, [0])),
+        "watermark": drawing_page(lambda writer: watermark(writer, mark, [0])),
     }
-    for name, operation in operations.items():
-        overlay = drawing_page(lambda writer, op=operation: op(writer))  # type: ignore[misc]
+    steps: dict[str, Callable[[Path], object]] = {
+        "stamp": lambda out: stamp_qr_file(Source(source), stamp, out, PdfLimits(), _quiet),
+        "watermark": lambda out: watermark_file(Source(source), mark, out, PdfLimits(), _quiet),
+    }
+    for name, step in steps.items():
 
-        def by_merge_page(writer: PdfWriter, overlay: object = overlay) -> None:
+        def by_merge_page(out: Path, overlay: object = overlays[name]) -> None:
+            writer = PdfWriter(clone_from=PdfReader(source))
             for page in writer.pages:
                 page.merge_transformed_page(overlay, Transformation())  # type: ignore[arg-type]
+            with out.open("wb") as file:
+                writer.write(file)
 
         rates = {}
-        for label, run in (("ours", operation), ("merge_page", by_merge_page)):
+        for label, run in (("ours", step), ("merge_page", by_merge_page)):
             times = []
             for _ in range(repeat):
                 start = time.perf_counter()
-                writer = PdfWriter(clone_from=PdfReader(source))
-                run(writer)
-                with (work / f"{name}.pdf").open("wb") as out:
-                    writer.write(out)
+                run(work / f"{name}-{label}.pdf")
                 times.append(time.perf_counter() - start)
             rates[label] = pages / statistics.median(times)
             say(f"  {name:9} {label:10}: {rates[label]:7.0f} pages/s")
         say(f"  {name:9} ours/merge_page: {rates['ours'] / rates['merge_page']:.2f}x")
+
+
+def _quiet(done: int, total: int) -> None:
+    return None
 
 
 def main() -> None:
