@@ -12,7 +12,7 @@ import httpx
 from tests.support.files import upload
 from tests.support.jobs import wait_for_job
 from tests.support.pdf_tools import decode_qr, pdf_text, qpdf_check, rasterise
-from tests.support.pdfs import corrupt_pdf, encrypted_pdf, numbered_pdf, text_pdf
+from tests.support.pdfs import bomb_pdf, corrupt_pdf, encrypted_pdf, numbered_pdf, text_pdf
 from tests.support.sample_pdfs import text_pdf as text_pdf_file
 
 PROBLEM = "application/problem+json"
@@ -136,6 +136,21 @@ async def test_a_running_stamp_is_cancelled_and_the_worker_goes_on(
     job = await wait_for_job(client, job_id, timeout=60)
     assert job["status"] == "cancelled", job
     assert job["result"] is None
+    small = await upload(client, numbered_pdf(1))
+    job = await finished(client, "stamp-qr", {"file_id": small["id"], "data": URL})
+    assert job["status"] == "succeeded", job
+
+
+async def test_a_decompression_bomb_is_carried_through_never_inflated(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Drawing reads no content stream of the page, so a bomb's stream is copied as it is
+    (still compressed) and the worker never holds it inflated; the next job runs."""
+    bomb = await upload(client, bomb_pdf(), "bomb.pdf")
+    job = await finished(client, "watermark", {"file_id": bomb["id"], "text": "X"})
+    assert job["status"] == "succeeded", job
+    [file] = job["result"]["files"]
+    assert file["size"] < 1_000_000
     small = await upload(client, numbered_pdf(1))
     job = await finished(client, "stamp-qr", {"file_id": small["id"], "data": URL})
     assert job["status"] == "succeeded", job

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pypdf import PdfReader
 
 from schemas.qr import ErrorCorrection
 from schemas.qr_sheet import MM, SheetOptions
@@ -189,3 +191,16 @@ def test_a_bad_earlier_field_is_reported_alone() -> None:
 
 def test_the_default_layout_fits_a_version_20_code() -> None:
     assert SheetOptions().max_symbol_modules >= 17 + 4 * 20
+
+
+def test_labels_are_set_in_an_embedded_subset_font_with_a_unicode_map(tmp_path: Path) -> None:
+    path = tmp_path / "font.pdf"
+    write_qr_sheet(_codes(2, ["Grüße", "Ωμέγα Кириллица"]), SheetOptions(), path)
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True)
+    [font_line] = fonts.stdout.splitlines()[2:]
+    assert "DejaVuSans" in font_line and "CID TrueType" in font_line
+    assert font_line.split()[-5:-2] == ["yes", "yes", "yes"]  # embedded, subset, ToUnicode
+    # pypdf reads the ToUnicode map (not the ActualText poppler uses): the glyphs say it too.
+    text = PdfReader(path).pages[0].extract_text()
+    assert "Grüße" in text and "Ωμέγα Кириллица" in text
+    assert path.stat().st_size < 60_000, "a subset, not the whole 750 kB font"
