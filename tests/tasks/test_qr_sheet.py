@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from schemas.qr import ErrorCorrection
-from schemas.qr_sheet import MM, SheetOptions
+from schemas.qr_sheet import MIN_MODULE_MM, MM, SheetOptions
 from tasks.qr_matrix import qr_modules
 from tasks.qr_sheet import CodeDoesNotFitError, SheetCode, write_qr_sheet
 from tests.support.pdf_tools import (
@@ -204,3 +204,21 @@ def test_labels_are_set_in_an_embedded_subset_font_with_a_unicode_map(tmp_path: 
     text = PdfReader(path).pages[0].extract_text()
     assert "Grüße" in text and "Ωμέγα Кириллица" in text
     assert path.stat().st_size < 60_000, "a subset, not the whole 750 kB font"
+
+
+def test_codes_at_the_smallest_module_a_layout_allows_still_decode(tmp_path: Path) -> None:
+    """MIN_MODULE_MM is what zbar reads at 150 dpi: a page of 238 codes right at it."""
+    layout = SheetOptions(columns=14, rows=17, label_size_pt=4, gap_mm=1, margin_mm=5)
+    codes = [
+        SheetCode(qr_modules(f"https://ex.com/{n:05d}", ErrorCorrection.M), str(n))
+        for n in range(layout.per_page)
+    ]
+    assert len(codes[0].modules) == layout.max_symbol_modules  # the largest it takes
+    module_mm = layout.code_points / MM / (len(codes[0].modules) + 2 * layout.border)
+    assert module_mm == pytest.approx(MIN_MODULE_MM, abs=0.01)
+    path = tmp_path / "dense.pdf"
+    write_qr_sheet(codes, layout, path)
+    image = rasterise(path, tmp_path, 1)
+    for index in range(layout.per_page):
+        found = decode_qr(crop_points(image, _cell_box(layout, index)))
+        assert found == [f"https://ex.com/{index:05d}"], index
