@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
 from pypdf import PdfWriter
 
 from schemas.pdf_draw import PdfStampQrRequest, PdfWatermarkRequest
 from schemas.pdf_ranges import PageRange, out_of_range, selected_pages
-from tasks.pdf_draw import Progress, stamp_qr, watermark
+from tasks.pdf_draw import Progress, check_stamp_qr, stamp_qr, watermark
 from tasks.pdf_guard import PdfInputError, PdfLimits, open_pdf, pdf_limits, save_pdf
 from tasks.pdf_ops import Source
 
@@ -24,6 +25,18 @@ class PagesOutOfRange(PdfInputError):
     """Pages past the file's end (the submit check refuses them first, with a 422)."""
 
     error_type = "pages_out_of_range"
+
+
+class QrDataTooLong(PdfInputError):
+    """Data no QR code holds at its level (the submit check refuses it first)."""
+
+    error_type = "qr_capacity"
+
+
+class StampTooSmall(PdfInputError):
+    """A code whose modules would be too small to scan (the submit check refuses it first)."""
+
+    error_type = "qr_too_small"
 
 
 def watermark_file(
@@ -44,7 +57,14 @@ def stamp_qr_file(
     limits: PdfLimits,
     progress: Progress,
 ) -> int:
-    """Stamp the code on ``request.pages`` of ``source`` into ``out``; returns the count."""
+    """Stamp the code on ``request.pages`` of ``source`` into ``out``; returns the count.
+    Checks again what the submit check did: a job may have been queued without it."""
+    try:
+        check_stamp_qr(request)
+    except ValidationError as refused:
+        [fault] = refused.errors()
+        failure = QrDataTooLong if fault["loc"] == ("data",) else StampTooSmall
+        raise failure(f"{fault['loc'][0]}: {fault['msg']}") from None
     return _draw(source, request.page_ranges(), out, limits, progress, stamp_qr, request)
 
 
