@@ -1,4 +1,5 @@
-"""Judges of the PDFs we write that we did not write: qpdf, poppler and zbar."""
+"""Judges of the PDFs we draw that we did not write: qpdf, poppler and zbar, per page and
+per region of a page."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 from PIL import Image
 from pyzbar.pyzbar import ZBarSymbol, decode
 
+from tests.support import pdfs
+
 RESOLUTION = 150
 
 
 def qpdf_check(path: Path) -> None:
-    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "No syntax or stream encoding errors" in result.stdout
+    """``qpdf --check`` with neither errors nor warnings (tests/support/pdfs.py)."""
+    assert "No syntax or stream encoding errors" in pdfs.qpdf_check(path)
 
 
 def pdf_text(path: Path, page: int | None = None) -> str:
