@@ -117,7 +117,7 @@ async def _receive(
     name = part.filename or ""
     upload = await uploads.save(tenant, name, stream.data(), limit, ttl, part.content_type)
     try:
-        await stream.finish()  # what follows the part must still be a well-formed body
+        await stream.finish(unique=FILE_FIELD)  # the rest must be well-formed, one file
     except BaseException:
         uploads.delete(tenant, upload.id)  # no await: it runs on a cancel too
         raise

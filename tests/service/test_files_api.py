@@ -20,6 +20,7 @@ from starlette.types import Message
 import brokers.uploads as uploads_module
 from brokers.factory import Backend
 from service.app import create_app
+from service.multipart import MAX_PARTS
 from tests.support.files import upload
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -35,6 +36,12 @@ def multipart_head(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode()
+
+
+def fields(count: int) -> bytes:
+    """``count`` small form fields, each closed by the start of the next boundary line."""
+    field = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\nv\r\n'
+    return field.encode() * count
 
 
 def stored_files(root: Path) -> list[Path]:
@@ -162,6 +169,12 @@ async def test_an_upload_larger_than_the_app_body_limit_passes(
         (multipart_head() + PDF, MULTIPART_TYPE),
         (multipart_head() + PDF + b"\r\n--" + BOUNDARY.encode(), MULTIPART_TYPE),
         (b"garbage before any boundary\r\n" * 3, MULTIPART_TYPE),
+        (
+            multipart_head() + PDF + b"\r\n" + multipart_head() + PDF + MULTIPART_TAIL,
+            MULTIPART_TYPE,
+        ),
+        (fields(MAX_PARTS) + multipart_head() + PDF + MULTIPART_TAIL, MULTIPART_TYPE),
+        (multipart_head() + PDF + b"\r\n" + fields(5000) + MULTIPART_TAIL[2:], MULTIPART_TYPE),
     ],
     ids=[
         "json",
@@ -171,6 +184,9 @@ async def test_an_upload_larger_than_the_app_body_limit_passes(
         "cut-off",
         "unclosed",
         "junk",
+        "two-files",
+        "file-after-too-many-fields",
+        "thousands-of-parts-after-the-file",
     ],
 )
 async def test_a_body_without_a_whole_file_part_is_a_422_naming_file(
@@ -427,3 +443,30 @@ async def test_a_really_full_disk_is_a_507_and_leaves_no_file(
     assert response.status_code == 507, response.text
     assert stored_files(small_disk) == []
     assert (await upload(client, PDF * 1000))["size"] == len(PDF) * 1000
+
+
+async def test_fields_read_with_the_file_in_one_chunk_do_not_become_the_file(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    """A small form arrives in one read: each part keeps its own headers."""
+    field = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nmerge\r\n'
+    body = field.encode() + multipart_head() + PDF + MULTIPART_TAIL
+    response = await client.post(
+        "/v1/files", content=body, headers={"Content-Type": MULTIPART_TYPE}
+    )
+    assert response.status_code == 201, response.text
+    info = response.json()
+    assert (info["size"], info["content_type"]) == (len(PDF), "application/pdf")
+    stored = any_backend.uploads.get("local", info["id"])
+    assert stored is not None and stored.path.read_bytes() == PDF
+
+
+async def test_a_file_may_follow_the_other_fields_up_to_the_part_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    body = fields(MAX_PARTS - 1) + multipart_head() + PDF + MULTIPART_TAIL
+    response = await client.post(
+        "/v1/files", content=body, headers={"Content-Type": MULTIPART_TYPE}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["size"] == len(PDF)
