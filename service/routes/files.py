@@ -137,8 +137,12 @@ def _file_error(message: str) -> RequestValidationError:
 async def _find(backend: BackendDep, tenant: str, file_id: str) -> Upload:
     upload = await asyncio.to_thread(backend.uploads.get, tenant, file_id)
     if upload is None:
-        raise UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
+        raise _not_found(file_id)
     return upload
+
+
+def _not_found(file_id: str) -> UploadNotFoundError:
+    return UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
 
 
 @router.get(
@@ -161,7 +165,12 @@ async def get_file(
 ) -> Response:
     """Download an uploaded file (ETag and If-None-Match as for job results)."""
     upload = await _find(backend, tenant, file_id)
-    return file_download(request, upload.path, upload.content_type, upload.name, upload.sha256)
+    try:
+        return await file_download(
+            request, upload.path, upload.content_type, upload.name, upload.sha256
+        )
+    except FileNotFoundError:  # deleted or purged since it was found
+        raise _not_found(file_id) from None
 
 
 @router.get(
@@ -185,5 +194,5 @@ async def get_file_info(file_id: FileId, backend: BackendDep, tenant: TenantDep)
 async def delete_file(file_id: FileId, backend: BackendDep, tenant: TenantDep) -> Response:
     """Delete an uploaded file; jobs that still need it fail as input_missing."""
     if not await asyncio.to_thread(backend.uploads.delete, tenant, file_id):
-        raise UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
+        raise _not_found(file_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

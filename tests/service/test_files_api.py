@@ -235,8 +235,16 @@ async def test_other_fields_beside_the_file_are_skipped(client: httpx.AsyncClien
         ("../../etc/passwd", "../../etc/passwd", 'attachment; filename=".._.._etc_passwd"'),
         ("in\u202efdp.exe", "infdp.exe", 'attachment; filename="infdp.exe"'),
         ("a\0b.pdf", "ab.pdf", 'attachment; filename="ab.pdf"'),
-        ('a\\"; x=.html', 'a"; x=.html', "attachment; filename*=utf-8''a%22%3B%20x%3D.html"),
-        ("caf\u00e9.pdf", "caf\u00e9.pdf", "attachment; filename*=utf-8''caf%C3%A9.pdf"),
+        (
+            'a\\"; x=.html',
+            'a"; x=.html',
+            "attachment; filename=\"a_; x=.html\"; filename*=UTF-8''a%22%3B%20x%3D.html",
+        ),
+        (
+            "caf\u00e9.pdf",
+            "caf\u00e9.pdf",
+            "attachment; filename=\"cafe.pdf\"; filename*=UTF-8''caf%C3%A9.pdf",
+        ),
     ],
 )
 async def test_a_name_is_kept_only_as_metadata(
