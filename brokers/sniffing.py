@@ -22,6 +22,14 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _HEAD_BYTES = 16
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values"})
+SNIFFED_TYPES = (
+    *dict.fromkeys(content_type for _, content_type in _MAGIC),
+    "image/webp",
+    "text/csv",
+    "text/plain",
+    OCTET_STREAM,
+)
+"""Every type the sniffer names, so a download's documentation can list them."""
 
 
 def sniff_head(head: bytes) -> str | None:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 from starlette.requests import ClientDisconnect
 
 from brokers.lifecycle import is_out_of_space
+from brokers.sniffing import SNIFFED_TYPES
 from brokers.uploads import LocalUploadStore, Upload, UploadTooLargeError
 from schemas.files import UPLOAD_PATH, FileInfo
 from service.deps import BackendDep, TenantDep
@@ -153,7 +154,8 @@ def _not_found(file_id: str) -> UploadNotFoundError:
         200: {
             "description": "The file's bytes, with the sniffed type as Content-Type.",
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                content_type: {"schema": {"type": "string", "format": "binary"}}
+                for content_type in SNIFFED_TYPES
             },
         },
         **NOT_MODIFIED,

@@ -264,6 +264,21 @@ async def test_a_name_is_kept_only_as_metadata(
     assert download.headers.get_list("content-disposition") == [disposition]
 
 
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [(PDF, "a.pdf"), (PNG, "a.png"), (b"a,b\n", "a.csv"), (b"hi", "a.txt"), (b"\0", "a")],
+)
+async def test_a_download_has_a_documented_content_type(
+    client: httpx.AsyncClient, content: bytes, name: str
+) -> None:
+    """A client generated from the spec (or schemathesis) checks the type it gets."""
+    info = await upload(client, content, name=name)
+    spec = (await client.get("/openapi.json")).json()
+    documented = spec["paths"]["/v1/files/{file_id}"]["get"]["responses"]["200"]["content"]
+    download = await client.get(f"/v1/files/{info['id']}")
+    assert download.headers["content-type"].split(";")[0] in documented
+
+
 def test_the_operations_are_documented(embedded_backend: Backend) -> None:
     spec = create_app(embedded_backend, embedded_worker=False).openapi()
     operations = {
