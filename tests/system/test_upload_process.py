@@ -139,3 +139,22 @@ def test_an_upload_slower_than_its_deadline_gets_408_and_leaves_nothing(
     leftovers = [path for path in processes.data_dir.rglob("*") if "uploads" in path.parts]
     assert [path for path in leftovers if path.is_file()] == []
     processes.check(serve.alive(), "serve died")
+
+
+def test_a_content_length_shorter_than_the_body_keeps_nothing(processes: Processes) -> None:
+    """The server reads what Content-Length says: the file part is cut off (422), and the
+    bytes after it are no request (uvicorn answers 400 and closes, often first)."""
+    serve = processes.serve()
+    assert serve.base_url is not None
+    host, port = serve.base_url.removeprefix("http://").split(":")
+    body = HEAD + b"x" * 1000 + TAIL
+    head = (
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: {HEADERS['Content-Type']}\r\n"
+        f"Content-Length: {len(HEAD) + 100}\r\n\r\n"
+    ).encode()
+    received = send_slowly((host, int(port)), head + body, pieces=0, pause=0)
+    assert received.startswith((b"HTTP/1.1 422 ", b"HTTP/1.1 400 ")), received[:200]
+    assert b"HTTP/1.1 201" not in received
+    stored = [path for path in processes.data_dir.rglob("*") if "uploads" in path.parts]
+    assert [path for path in stored if path.is_file()] == []
+    processes.check(serve.alive(), "serve died")
