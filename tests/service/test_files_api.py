@@ -493,3 +493,29 @@ async def test_a_file_may_follow_the_other_fields_up_to_the_part_limit(
     )
     assert response.status_code == 201, response.text
     assert response.json()["size"] == len(PDF)
+
+
+async def test_a_burst_that_fills_the_disk_leaves_only_whole_files(
+    client: httpx.AsyncClient, any_backend: Backend, small_disk: Path
+) -> None:
+    any_backend.uploads.root = small_disk / "uploads"
+    size = 900 * 1024  # six of them do not fit in 4 MiB
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/files",
+                content=streamed_body(size, bytes([number]) * 64 * 1024),
+                headers={"Content-Type": MULTIPART_TYPE},
+            )
+            for number in range(6)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert set(statuses) == {201, 507}, statuses
+    kept = [response.json() for response in responses if response.status_code == 201]
+    files = stored_files(small_disk)
+    assert len(files) == 2 * len(kept), files  # content and metadata, nothing half-written
+    for info in kept:
+        stored = any_backend.uploads.get("local", info["id"])
+        assert stored is not None and stored.size == size
+        assert hashlib.sha256(stored.path.read_bytes()).hexdigest() == info["sha256"]
