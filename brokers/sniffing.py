@@ -1,4 +1,12 @@
-"""What a file is, from its bytes: the client's word for it is never trusted."""
+"""What a file is, from its bytes: the client's word for it is never trusted.
+
+A magic number counts only at offset 0, as in the WHATWG MIME sniffing standard and
+libmagic: Acrobat also opens a PDF whose ``%PDF-`` comes later within the first 1024 bytes,
+but then a CSV or note quoting ``%PDF-`` would become a PDF, and a file with junk before its
+header is better refused at submit (415) than half-read by a job. A polyglot is what it
+starts as (a PNG with a PDF appended is a PNG). Text is UTF-8 without NUL, a BOM allowed;
+UTF-16 text (NULs beside each ASCII character) is application/octet-stream.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,14 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _HEAD_BYTES = 16
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values"})
+SNIFFED_TYPES = (
+    *dict.fromkeys(content_type for _, content_type in _MAGIC),
+    "image/webp",
+    "text/csv",
+    "text/plain",
+    OCTET_STREAM,
+)
+"""Every type the sniffer names, so a download's documentation can list them."""
 
 
 def sniff_head(head: bytes) -> str | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import Enum
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 MAX_PARTS = 16
-"""Parts read before the one wanted (form fields beside the file); more is not an upload."""
+"""Parts a body may have in all (the file and form fields beside it); more is not an upload,
+and parsing a million tiny parts would cost seconds of the event loop."""
 
 
 class MalformedMultipartError(Exception):
@@ -33,7 +35,14 @@ class Part:
     content_type: str | None
 
 
-_Event = tuple[str, bytes]
+class _Mark(Enum):
+    PART_END = "part_end"
+    END = "end"
+
+
+_Event = dict[bytes, bytes] | bytes | _Mark
+"""A part's headers (each part its own dict: several parts may be parsed from one read
+before any is looked at), a piece of its data, or a mark."""
 
 
 class MultipartStream:
@@ -50,6 +59,7 @@ class MultipartStream:
         self._header_value = bytearray()
         self._headers: dict[bytes, bytes] = {}
         self._ended = False
+        self._parts = 0
         self._parser = MultipartParser(
             boundary,
             {
@@ -68,41 +78,45 @@ class MultipartStream:
         """The next part's headers (skipping what is left of the current one), or None at
         the end of the body."""
         while True:
-            kind, _ = await self._next_event()
-            if kind == "headers":
-                return _part(self._headers)
-            if kind == "end":
+            event = await self._next_event()
+            if isinstance(event, dict):
+                self._parts += 1
+                if self._parts > MAX_PARTS:
+                    raise MalformedMultipartError(f"a body may have at most {MAX_PARTS} parts")
+                return _part(event)
+            if event is _Mark.END:
                 return None
 
     async def find(self, field: str) -> Part | None:
         """The first part named ``field``; the parts before it are skipped."""
-        for _ in range(MAX_PARTS):
+        while True:
             part = await self.next_part()
             if part is None or part.field == field:
                 return part
-        raise MalformedMultipartError(f"no {field!r} part among the first {MAX_PARTS}")
 
     async def data(self) -> AsyncIterator[bytes]:
         """The current part's bytes; ends when the part does (an error if the body ends
         first: a cut-off upload must never look complete)."""
         while True:
-            kind, value = await self._next_event()
-            if kind == "data":
-                yield value
-            elif kind == "part_end":
+            event = await self._next_event()
+            if isinstance(event, bytes):
+                yield event
+            elif event is _Mark.PART_END:
                 return
             else:
                 raise MalformedMultipartError("a part ended without its boundary")
 
-    async def finish(self) -> None:
-        """Read the rest of the body, so that it is known to be a whole multipart stream."""
-        while (await self._next_event())[0] != "end":
-            pass
+    async def finish(self, unique: str | None = None) -> None:
+        """Read the rest of the body, so that it is known to be a whole multipart stream
+        with no second part named ``unique`` (which of two files was meant?)."""
+        while (part := await self.next_part()) is not None:
+            if part.field == unique:
+                raise MalformedMultipartError(f"the form has more than one {unique!r} part")
 
     async def _next_event(self) -> _Event:
         while not self._events:
             if self._ended:
-                return ("end", b"")
+                return _Mark.END
             try:
                 chunk = await anext(self._body)
             except StopAsyncIteration:
@@ -133,18 +147,18 @@ class MultipartStream:
         self._header_value.clear()
 
     def _on_headers_finished(self) -> None:
-        self._events.append(("headers", b""))
+        self._events.append(self._headers)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if end > start:
-            self._events.append(("data", data[start:end]))
+            self._events.append(data[start:end])
 
     def _on_part_end(self) -> None:
-        self._events.append(("part_end", b""))
+        self._events.append(_Mark.PART_END)
 
     def _on_end(self) -> None:
         self._ended = True
-        self._events.append(("end", b""))
+        self._events.append(_Mark.END)
 
 
 def _part(headers: dict[bytes, bytes]) -> Part:

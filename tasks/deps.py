@@ -103,10 +103,22 @@ class JobAttempt:
         a cancel (OFFLOAD_CANCEL_GRACE_SECONDS), its process is killed. ``fn``, its arguments
         and its result cross a process boundary: module-level, picklable, and best in a
         module that does not import the broker (a pure one, like tasks/qr_render.py)."""
-        if kwargs:
-            fn_with_kwargs: Callable[..., T] = functools.partial(fn, **kwargs)
-            return await self._stopper().run_cpu(self._tracked_id, fn_with_kwargs, *args)
-        return await self._stopper().run_cpu(self._tracked_id, fn, *args)
+        step: Callable[..., T] = functools.partial(fn, **kwargs) if kwargs else fn
+        try:
+            return await self._stopper().run_cpu(self._tracked_id, step, *args)
+        except FileNotFoundError as error:
+            gone = self._input_gone(error)
+            if gone is None:
+                raise
+            raise gone from None
+
+    def _input_gone(self, error: FileNotFoundError) -> InputMissing | None:
+        """An input purged or deleted after ``input`` found it is input_missing (with no
+        server path in the job's error); any other missing file is the step's own fault."""
+        missing = Path(error.filename) if isinstance(error.filename, str) else None
+        if missing is None or not missing.is_relative_to(self.backend.uploads.root):
+            return None
+        return InputMissing(f"uploaded file {missing.name} was deleted or expired as the job ran")
 
     @property
     def _tracked_id(self) -> str | None:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 from starlette.requests import ClientDisconnect
 
 from brokers.lifecycle import is_out_of_space
+from brokers.sniffing import SNIFFED_TYPES
 from brokers.uploads import LocalUploadStore, Upload, UploadTooLargeError
 from schemas.files import UPLOAD_PATH, FileInfo
 from service.deps import BackendDep, TenantDep
@@ -117,7 +118,7 @@ async def _receive(
     name = part.filename or ""
     upload = await uploads.save(tenant, name, stream.data(), limit, ttl, part.content_type)
     try:
-        await stream.finish()  # what follows the part must still be a well-formed body
+        await stream.finish(unique=FILE_FIELD)  # the rest must be well-formed, one file
     except BaseException:
         uploads.delete(tenant, upload.id)  # no await: it runs on a cancel too
         raise
@@ -137,8 +138,12 @@ def _file_error(message: str) -> RequestValidationError:
 async def _find(backend: BackendDep, tenant: str, file_id: str) -> Upload:
     upload = await asyncio.to_thread(backend.uploads.get, tenant, file_id)
     if upload is None:
-        raise UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
+        raise _not_found(file_id)
     return upload
+
+
+def _not_found(file_id: str) -> UploadNotFoundError:
+    return UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
 
 
 @router.get(
@@ -149,7 +154,8 @@ async def _find(backend: BackendDep, tenant: str, file_id: str) -> Upload:
         200: {
             "description": "The file's bytes, with the sniffed type as Content-Type.",
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                content_type: {"schema": {"type": "string", "format": "binary"}}
+                for content_type in SNIFFED_TYPES
             },
         },
         **NOT_MODIFIED,
@@ -161,7 +167,12 @@ async def get_file(
 ) -> Response:
     """Download an uploaded file (ETag and If-None-Match as for job results)."""
     upload = await _find(backend, tenant, file_id)
-    return file_download(request, upload.path, upload.content_type, upload.name, upload.sha256)
+    try:
+        return await file_download(
+            request, upload.path, upload.content_type, upload.name, upload.sha256
+        )
+    except FileNotFoundError:  # deleted or purged since it was found
+        raise _not_found(file_id) from None
 
 
 @router.get(
@@ -185,5 +196,5 @@ async def get_file_info(file_id: FileId, backend: BackendDep, tenant: TenantDep)
 async def delete_file(file_id: FileId, backend: BackendDep, tenant: TenantDep) -> Response:
     """Delete an uploaded file; jobs that still need it fail as input_missing."""
     if not await asyncio.to_thread(backend.uploads.delete, tenant, file_id):
-        raise UploadNotFoundError(f"no file {file_id}: unknown, expired or deleted")
+        raise _not_found(file_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

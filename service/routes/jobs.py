@@ -217,7 +217,7 @@ async def get_job_result(
     result = await _finished_result(backend, tenant, job_id)
     if not result.files:
         raise ResultGoneError(f"job {job_id} has no result file")
-    return _download(request, backend, job_id, result.files[0])
+    return await _download(request, backend, job_id, result.files[0])
 
 
 @router.get(
@@ -252,7 +252,7 @@ async def get_job_file(
     result = await _finished_result(backend, tenant, job_id)
     for file in result.files:
         if file.id == file_id:
-            return _download(request, backend, job_id, file)
+            return await _download(request, backend, job_id, file)
     raise ResultFileNotFoundError(f"job {job_id} has no result file {file_id!r}")
 
 
@@ -270,11 +270,17 @@ async def _finished_result(backend: BackendDep, tenant: str, job_id: str) -> Job
     return record.result
 
 
-def _download(request: Request, backend: BackendDep, job_id: str, file: ResultFile) -> Response:
+async def _download(
+    request: Request, backend: BackendDep, job_id: str, file: ResultFile
+) -> Response:
+    gone = ResultGoneError(f"the result file {file.id!r} of job {job_id} is gone")
     path = backend.files.path(job_id, file.id)
     if path is None:
-        raise ResultGoneError(f"the result file {file.id!r} of job {job_id} is gone")
-    return file_download(request, path, file.content_type, file.name, file.sha256)
+        raise gone
+    try:
+        return await file_download(request, path, file.content_type, file.name, file.sha256)
+    except FileNotFoundError:  # purged since the lookup
+        raise gone from None
 
 
 @router.post(

@@ -102,6 +102,13 @@ async def test_another_store_on_the_same_directory_sees_it(store: LocalUploadSto
         ([b"<html><script>alert(1)</script>"], "a.pdf", "application/pdf", "text/plain"),
         ([b"%PD", b"F-1.4\n"], "x", None, "application/pdf"),
         ([b""], "empty.pdf", "application/pdf", "application/octet-stream"),
+        # The decisions of brokers/sniffing.py: a magic number counts only at offset 0 ...
+        ([b"junk\r\n" + PDF], "x.pdf", "application/pdf", "application/octet-stream"),
+        ([b"id,note\n1,starts %PDF-1.4\n"], "a.csv", None, "text/csv"),
+        ([PNG + PDF], "x.pdf", "application/pdf", "image/png"),  # a polyglot: what it starts
+        # ... text is UTF-8 (a BOM is fine); UTF-16 (NULs in ASCII) is not taken as text.
+        ([b"\xef\xbb\xbfdata,name\nhello,a\n"], "items.csv", None, "text/csv"),
+        (["data,name\n".encode("utf-16")], "items.csv", "text/csv", "application/octet-stream"),
     ],
 )
 async def test_the_type_is_sniffed_from_the_bytes(

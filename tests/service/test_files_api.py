@@ -20,6 +20,7 @@ from starlette.types import Message
 import brokers.uploads as uploads_module
 from brokers.factory import Backend
 from service.app import create_app
+from service.multipart import MAX_PARTS
 from tests.support.files import upload
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -35,6 +36,12 @@ def multipart_head(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode()
+
+
+def fields(count: int) -> bytes:
+    """``count`` small form fields, each closed by the start of the next boundary line."""
+    field = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\nv\r\n'
+    return field.encode() * count
 
 
 def stored_files(root: Path) -> list[Path]:
@@ -162,6 +169,12 @@ async def test_an_upload_larger_than_the_app_body_limit_passes(
         (multipart_head() + PDF, MULTIPART_TYPE),
         (multipart_head() + PDF + b"\r\n--" + BOUNDARY.encode(), MULTIPART_TYPE),
         (b"garbage before any boundary\r\n" * 3, MULTIPART_TYPE),
+        (
+            multipart_head() + PDF + b"\r\n" + multipart_head() + PDF + MULTIPART_TAIL,
+            MULTIPART_TYPE,
+        ),
+        (fields(MAX_PARTS) + multipart_head() + PDF + MULTIPART_TAIL, MULTIPART_TYPE),
+        (multipart_head() + PDF + b"\r\n" + fields(5000) + MULTIPART_TAIL[2:], MULTIPART_TYPE),
     ],
     ids=[
         "json",
@@ -171,6 +184,9 @@ async def test_an_upload_larger_than_the_app_body_limit_passes(
         "cut-off",
         "unclosed",
         "junk",
+        "two-files",
+        "file-after-too-many-fields",
+        "thousands-of-parts-after-the-file",
     ],
 )
 async def test_a_body_without_a_whole_file_part_is_a_422_naming_file(
@@ -219,8 +235,16 @@ async def test_other_fields_beside_the_file_are_skipped(client: httpx.AsyncClien
         ("../../etc/passwd", "../../etc/passwd", 'attachment; filename=".._.._etc_passwd"'),
         ("in\u202efdp.exe", "infdp.exe", 'attachment; filename="infdp.exe"'),
         ("a\0b.pdf", "ab.pdf", 'attachment; filename="ab.pdf"'),
-        ('a\\"; x=.html', 'a"; x=.html', "attachment; filename*=utf-8''a%22%3B%20x%3D.html"),
-        ("caf\u00e9.pdf", "caf\u00e9.pdf", "attachment; filename*=utf-8''caf%C3%A9.pdf"),
+        (
+            'a\\"; x=.html',
+            'a"; x=.html',
+            "attachment; filename=\"a_; x=.html\"; filename*=UTF-8''a%22%3B%20x%3D.html",
+        ),
+        (
+            "caf\u00e9.pdf",
+            "caf\u00e9.pdf",
+            "attachment; filename=\"cafe.pdf\"; filename*=UTF-8''caf%C3%A9.pdf",
+        ),
     ],
 )
 async def test_a_name_is_kept_only_as_metadata(
@@ -238,6 +262,21 @@ async def test_a_name_is_kept_only_as_metadata(
     assert stored == [info["id"], info["id"] + ".json"]
     download = await client.get(f"/v1/files/{info['id']}")
     assert download.headers.get_list("content-disposition") == [disposition]
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [(PDF, "a.pdf"), (PNG, "a.png"), (b"a,b\n", "a.csv"), (b"hi", "a.txt"), (b"\0", "a")],
+)
+async def test_a_download_has_a_documented_content_type(
+    client: httpx.AsyncClient, content: bytes, name: str
+) -> None:
+    """A client generated from the spec (or schemathesis) checks the type it gets."""
+    info = await upload(client, content, name=name)
+    spec = (await client.get("/openapi.json")).json()
+    documented = spec["paths"]["/v1/files/{file_id}"]["get"]["responses"]["200"]["content"]
+    download = await client.get(f"/v1/files/{info['id']}")
+    assert download.headers["content-type"].split(";")[0] in documented
 
 
 def test_the_operations_are_documented(embedded_backend: Backend) -> None:
@@ -427,3 +466,56 @@ async def test_a_really_full_disk_is_a_507_and_leaves_no_file(
     assert response.status_code == 507, response.text
     assert stored_files(small_disk) == []
     assert (await upload(client, PDF * 1000))["size"] == len(PDF) * 1000
+
+
+async def test_fields_read_with_the_file_in_one_chunk_do_not_become_the_file(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    """A small form arrives in one read: each part keeps its own headers."""
+    field = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nmerge\r\n'
+    body = field.encode() + multipart_head() + PDF + MULTIPART_TAIL
+    response = await client.post(
+        "/v1/files", content=body, headers={"Content-Type": MULTIPART_TYPE}
+    )
+    assert response.status_code == 201, response.text
+    info = response.json()
+    assert (info["size"], info["content_type"]) == (len(PDF), "application/pdf")
+    stored = any_backend.uploads.get("local", info["id"])
+    assert stored is not None and stored.path.read_bytes() == PDF
+
+
+async def test_a_file_may_follow_the_other_fields_up_to_the_part_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    body = fields(MAX_PARTS - 1) + multipart_head() + PDF + MULTIPART_TAIL
+    response = await client.post(
+        "/v1/files", content=body, headers={"Content-Type": MULTIPART_TYPE}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["size"] == len(PDF)
+
+
+async def test_a_burst_that_fills_the_disk_leaves_only_whole_files(
+    client: httpx.AsyncClient, any_backend: Backend, small_disk: Path
+) -> None:
+    any_backend.uploads.root = small_disk / "uploads"
+    size = 900 * 1024  # six of them do not fit in 4 MiB
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/files",
+                content=streamed_body(size, bytes([number]) * 64 * 1024),
+                headers={"Content-Type": MULTIPART_TYPE},
+            )
+            for number in range(6)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert set(statuses) == {201, 507}, statuses
+    kept = [response.json() for response in responses if response.status_code == 201]
+    files = stored_files(small_disk)
+    assert len(files) == 2 * len(kept), files  # content and metadata, nothing half-written
+    for info in kept:
+        stored = any_backend.uploads.get("local", info["id"])
+        assert stored is not None and stored.size == size
+        assert hashlib.sha256(stored.path.read_bytes()).hexdigest() == info["sha256"]

@@ -70,7 +70,8 @@ async def test_each_result_file_downloads_from_its_url(client: httpx.AsyncClient
         assert download.headers["content-disposition"].startswith("attachment;")
         again = await client.get(file["url"], headers={"If-None-Match": download.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
-    assert "filename*=" in (await client.get(second["url"])).headers["content-disposition"]
+    disposition = (await client.get(second["url"])).headers["content-disposition"]
+    assert disposition == 'attachment; filename="second <script>.svg"'
     assert (await client.get(f"/v1/jobs/{job['id']}/result")).content == b"one"
 
 

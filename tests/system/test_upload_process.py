@@ -5,8 +5,11 @@ and a slow upload is not cut off by the request deadline meant for small request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -91,4 +94,67 @@ async def test_a_slow_upload_gets_the_upload_deadline_not_the_request_one(
         )
         assert slow.status_code == 201, slow.text
         assert slow.json()["size"] == 64 * 1024
+    processes.check(serve.alive(), "serve died")
+
+
+def send_slowly(address: tuple[str, int], head: bytes, pieces: int, pause: float) -> bytes:
+    """Send ``head`` then ``pieces`` bytes ``pause`` apart (slowloris); what the server said."""
+    with socket.create_connection(address, timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for _ in range(pieces):
+                sock.sendall(b"x")
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server gave up on us: what it answered is in the socket
+        sock.settimeout(10)
+        received = b""
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        return received
+
+
+@pytest.mark.parametrize("length", ["chunked", "content-length"])
+def test_an_upload_slower_than_its_deadline_gets_408_and_leaves_nothing(
+    processes: Processes, length: str
+) -> None:
+    serve = processes.serve(OFFLOAD_UPLOAD_TIMEOUT_SECONDS="1")
+    assert serve.base_url is not None
+    host, port = serve.base_url.removeprefix("http://").split(":")
+    framing = (
+        "Transfer-Encoding: chunked\r\n\r\n4000\r\n"
+        if length == "chunked"
+        else f"Content-Length: {len(HEAD) + MiB}\r\n\r\n"
+    )
+    head = (
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: {HEADERS['Content-Type']}\r\n"
+        + framing
+    ).encode() + HEAD
+    received = send_slowly((host, int(port)), head, pieces=40, pause=0.1)
+    assert received.startswith(b"HTTP/1.1 408 "), received[:200]
+    deadline = time.monotonic() + 10
+    while list(processes.data_dir.rglob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftovers = [path for path in processes.data_dir.rglob("*") if "uploads" in path.parts]
+    assert [path for path in leftovers if path.is_file()] == []
+    processes.check(serve.alive(), "serve died")
+
+
+def test_a_content_length_shorter_than_the_body_keeps_nothing(processes: Processes) -> None:
+    """The server reads what Content-Length says: the file part is cut off (422), and the
+    bytes after it are no request (uvicorn answers 400 and closes, often first)."""
+    serve = processes.serve()
+    assert serve.base_url is not None
+    host, port = serve.base_url.removeprefix("http://").split(":")
+    body = HEAD + b"x" * 1000 + TAIL
+    head = (
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: {HEADERS['Content-Type']}\r\n"
+        f"Content-Length: {len(HEAD) + 100}\r\n\r\n"
+    ).encode()
+    received = send_slowly((host, int(port)), head + body, pieces=0, pause=0)
+    assert received.startswith((b"HTTP/1.1 422 ", b"HTTP/1.1 400 ")), received[:200]
+    assert b"HTTP/1.1 201" not in received
+    stored = [path for path in processes.data_dir.rglob("*") if "uploads" in path.parts]
+    assert [path for path in stored if path.is_file()] == []
     processes.check(serve.alive(), "serve died")

@@ -6,6 +6,7 @@ inputs through ``attempt.input`` and fails as ``input_missing`` when one is gone
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -227,3 +228,35 @@ def test_check_files_without_inputs_is_refused() -> None:
             summary="Never declared.",
             check_files=not_too_big,
         )
+
+
+@broker.task(task_name="tests.kinds.measure_after_purge")
+async def measure_after_purge(request: DocumentRequest, attempt: AttemptDep) -> dict[str, Any]:
+    upload = await attempt.input(request.file_ids[0])
+    upload.path.unlink()  # the purge (or a DELETE) between the lookup and the CPU step
+    return {"data": {"size": await attempt.run_cpu(os.path.getsize, upload.path)}, "files": []}
+
+
+declare_kind(
+    name="measure_after_purge",
+    request=DocumentRequest,
+    task=measure_after_purge,
+    summary="Measure an uploaded PDF that goes away first.",
+    path="/v1/jobs/documents/measure-after-purge",
+    inputs=document_inputs,
+)
+
+
+async def test_an_input_removed_while_the_job_runs_fails_it_as_input_missing(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    upload = await stored(any_backend, PDF)
+    response = await client.post(
+        "/v1/jobs/documents/measure-after-purge", json={"file_ids": [upload.id]}
+    )
+    assert response.status_code == 202, response.text
+    failed = await wait_for_job(client, response.json()["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["type"] == "input_missing" and not failed["error"]["retryable"]
+    assert upload.id in failed["error"]["message"]
+    assert str(any_backend.uploads.root) not in failed["error"]["message"], "no server paths"
