@@ -9,7 +9,6 @@ worker to find the entry due sends it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from brokers.background import stop_task
 from brokers.backoff import Backoff
 from brokers.factory import Backend
 from brokers.webhooks import DueWebhook, WebhookOutbox, event_id
@@ -92,17 +92,7 @@ class WebhookDispatcher:
     async def stop(self) -> None:
         """Stop claiming; tries under way are cut short and sent again after their lease."""
         tasks = [task for task in (self._loop, *self._sending) if task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # On Python 3.11 redis-py can swallow a cancel (see brokers.heartbeat): ask again
-            # until the task has stopped.
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.1)
-                if not task.done():
-                    task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stop_task(task) for task in tasks))
         self._loop = None
 
     async def _run(self) -> None:
