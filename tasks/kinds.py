@@ -65,6 +65,9 @@ class Kind(Generic[RequestT]):
     ValidationError naming the request fields at fault (the API answers 422)."""
     route: str | None = None
     """The submit path when it is not ``/v1/jobs/<name>`` (``/v1/jobs/pdf/merge``)."""
+    max_body_bytes: int | None = None
+    """The submit body limit of this kind's route when not OFFLOAD_MAX_BODY_BYTES (bulk
+    QR's 10,000 inline items need more than 1 MiB)."""
     body: type[BaseModel] = field(init=False, repr=False, compare=False)
     """The submit body: ``request``'s fields and the job options, unknown fields refused."""
 
@@ -113,6 +116,7 @@ def declare_kind(
     backoff: Backoff | None = None,
     check: Callable[[RequestT, Settings], object] | None = None,
     path: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> Kind[RequestT]:
     """Declare a kind; raises KindDeclarationError (and registers nothing) on a mistake.
     ``path`` replaces the submit path ``/v1/jobs/<name>``."""
@@ -127,6 +131,7 @@ def declare_kind(
         backoff=backoff or Backoff(),
         check=check,
         route=path,
+        max_body_bytes=max_body_bytes,
     )
     faults = _faults(kind)
     if faults:
@@ -178,6 +183,8 @@ def _faults(kind: Kind[Any]) -> list[str]:
         # Submit sets the label from the job or the kind: one on the task would be a second
         # default that silently loses.
         faults.append("the task has its own timeout label; give timeout_s to the kind")
+    if kind.max_body_bytes is not None and kind.max_body_bytes <= 0:
+        faults.append("max_body_bytes must be over 0")
     if kind.backoff.base_s <= 0 or kind.backoff.cap_s < kind.backoff.base_s:
         faults.append("backoff needs 0 < base_s <= cap_s")
     return faults

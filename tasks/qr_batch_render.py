@@ -81,6 +81,23 @@ def render_svg(
 ) -> bytes:
     """An SVG of the modules ``rows``, one path of horizontal runs, and ``label`` (text,
     escaped by ElementTree) centred below the code when given."""
+    return svg_bytes(svg_code(rows, scale, border, dark, light, label))
+
+
+def svg_bytes(svg: ElementTree.Element) -> bytes:
+    written: bytes = ElementTree.tostring(svg, encoding="utf-8", xml_declaration=False)
+    return written + b"\n"
+
+
+def svg_code(
+    rows: Sequence[bytes],
+    scale: int,
+    border: int,
+    dark: RGBA,
+    light: RGBA,
+    label: str | None = None,
+) -> ElementTree.Element:
+    """The element :func:`render_svg` writes, for more to be drawn on it (a logo)."""
     size = len(rows) + 2 * border
     height = size + (2 * LABEL_FONT_UNITS if label else 0)
     svg = ElementTree.Element(
@@ -115,5 +132,4 @@ def render_svg(
         )
         _fill(text, (*dark[:3], 255))
         text.text = _NOT_XML.sub("\ufffd", label)
-    written: bytes = ElementTree.tostring(svg, encoding="utf-8", xml_declaration=False)
-    return written + b"\n"
+    return svg

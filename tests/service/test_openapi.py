@@ -66,7 +66,7 @@ def test_every_kind_has_its_submit_operation_with_examples() -> None:
     spec = app.openapi()
     assert "qr" in [kind.name for kind in KINDS]
     for kind in KINDS:
-        operation = spec["paths"][f"/v1/jobs/{kind.name}"]["post"]
+        operation = spec["paths"][kind.path]["post"]
         assert operation["operationId"] == f"create_{kind.name}_job"
         assert operation["description"] == kind.summary
         body = operation["requestBody"]["content"]["application/json"]
