@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
+from brokers.background import stop_task
 from brokers.contract import JobRecord
 
 
@@ -156,20 +157,3 @@ class FanOut:
 
     async def _listen(self) -> None:
         raise NotImplementedError
-
-
-async def stop_task(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a listener task and wait until it has finished.
-
-    On Python 3.11 a cancel can be swallowed: redis-py sends through asyncio.wait_for, which
-    drops a cancel that lands as its inner future finishes (CPython gh-86296). So the cancel
-    is asked again until the task has stopped."""
-    if task is None or task.done():
-        return
-    task.cancel()
-    while not task.done():
-        await asyncio.wait({task}, timeout=0.1)
-        if not task.done():
-            task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -41,6 +41,7 @@ from brokers.sqlite.submitter import SqliteJobSubmitter
 from brokers.sqlite.webhooks import SqliteWebhookOutbox
 from brokers.sqlite.workers import SqliteWorkerRegistry
 from brokers.stopping import JobStopper
+from brokers.uploads import LocalUploadStore
 from brokers.webhooks import WebhookOutbox
 from service.settings import Settings
 
@@ -67,8 +68,11 @@ class Backend:
     """Stops this process's cancelled jobs and runs their CPU steps (brokers/stopping.py)."""
     webhooks: WebhookOutbox | None = None
     """Webhooks due for delivery (set by both builders; optional for hand-made backends)."""
+    uploads: LocalUploadStore = field(init=False)
+    """Files clients uploaded for their jobs, under the data directory (brokers/uploads.py)."""
 
     def __post_init__(self) -> None:
+        self.uploads = LocalUploadStore(self.settings.uploads_dir)
         setattr(self.broker.state, BACKEND_STATE_KEY, self)
 
     @property
@@ -81,6 +85,7 @@ class Backend:
             self.database.close()
             self.database.path = data_dir / "offload.db"
         self.files.root = data_dir / "files"
+        self.uploads.root = data_dir / "uploads"
 
     def adopt_tasks(self, source: AsyncBroker) -> None:
         """Register every task of ``source`` on this backend's broker (tests, benchmarks)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+
+from brokers.background import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +41,7 @@ class Heartbeat:
     async def stop(self) -> None:
         """Stop beating. A beat left over from another event loop (tests) is only cancelled."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        if task.get_loop() is asyncio.get_running_loop():
-            # On Python 3.11 a cancel can be swallowed: redis-py sends through
-            # asyncio.wait_for, which drops a cancel that lands as its inner future
-            # finishes (CPython gh-86296). Ask again until the task has stopped.
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.1)
-                if not task.done():
-                    task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

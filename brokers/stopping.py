@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
+from brokers.background import stop_task
 from brokers.contract import JobStore
 from brokers.cpu_pool import CpuPool
-from brokers.events import stop_task
 from brokers.lifecycle import FENCE_LABEL, JOB_KIND_LABEL, STOPPED_LABEL, log_job
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from service.embedded import EmbeddedRuntime
 from service.errors import without_generic_validation_errors
 from service.handlers import install_handlers
 from service.head import HeadMiddleware
-from service.routes import events, health, jobs, qr, webhooks
+from service.routes import events, files, health, jobs, qr, webhooks
 from service.routes.submit import kind_router
 from tasks.kinds import declared_kinds
 
@@ -77,6 +77,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=backend.settings.max_body_bytes,
+        streamed=frozenset({("POST", files.UPLOAD_PATH)}),
         route_limits=route_limits,
     )
     app.add_middleware(HeadMiddleware)
@@ -91,6 +92,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     app.include_router(kind_router(declared_kinds()))
     app.include_router(jobs.router)
     app.include_router(events.router)
+    app.include_router(files.router)
     app.include_router(qr.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)

@@ -14,15 +14,23 @@ class BodyLimitMiddleware:
         self,
         app: ASGIApp,
         max_bytes: int,
+        streamed: frozenset[tuple[str, str]] = frozenset(),
         route_limits: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
+        """(method, path) of routes that read their body as a stream under a limit of their
+        own (uploads): buffering one here would hold it whole in memory."""
         self.route_limits = dict(route_limits or {})
         """(method, path) -> the limit of a route that needs its own (bulk QR's items)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")
+            or (scope["method"], scope["path"]) in self.streamed
+        ):
             await self.app(scope, receive, send)
             return
         limit = self.route_limits.get((scope["method"], scope["path"]), self.max_bytes)

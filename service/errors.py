@@ -128,6 +128,33 @@ class UnsupportedMediaTypeError(ProblemError):
     title = "The body must be JSON"
 
 
+class UploadNotFoundError(ProblemError):
+    status = 404
+    name = "file-not-found"
+    title = "No such file"
+
+
+class UploadInterruptedError(ProblemError):
+    status = 400
+    name = "upload-interrupted"
+    title = "The upload stopped before the body ended"
+
+
+class UnsupportedFileTypeError(ProblemError):
+    status = 415
+    name = "unsupported-file-type"
+    title = "An uploaded file is not of a type this job takes"
+
+
+class InsufficientStorageError(ProblemError):
+    status = 507
+    name = "insufficient-storage"
+    title = "No space left to store the file"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class BackendUnavailableError(ProblemError):
     status = 503
     name = "backend-unavailable"

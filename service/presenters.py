@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from brokers.contract import JobRecord
+from brokers.uploads import Upload
+from schemas.files import FileInfo
 from schemas.jobs import Job, JobLinks, JobProgress, Lane
 
 
@@ -46,4 +48,19 @@ def present_job(record: JobRecord) -> Job:
         version=record.version,
         webhook=record.webhook,
         links=JobLinks(self=job_path(record.id), result=f"{job_path(record.id)}/result"),
+    )
+
+
+def file_path(file_id: str) -> str:
+    return f"/v1/files/{file_id}"
+
+
+def present_upload(upload: Upload) -> FileInfo:
+    return FileInfo(
+        id=upload.id,
+        name=upload.name,
+        content_type=upload.content_type,
+        size=upload.size,
+        sha256=upload.sha256,
+        expires_at=datetime.fromtimestamp(upload.expires_at, UTC),
     )

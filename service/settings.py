@@ -99,6 +99,18 @@ class Settings(BaseSettings):
         description="Processes in each worker process's pool for CPU steps (run_cpu); "
         "default: the CPUs. Started on first use.",
     )
+    upload_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Largest file POST /v1/files accepts (50 MiB); larger ones get 413. The "
+        "upload is streamed to disk, so this bounds disk use, not memory.",
+    )
+    upload_ttl_seconds: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long an uploaded file is kept; then it is gone (404) and the "
+        "maintenance job deletes it.",
+    )
     purge_cron: str = Field(
         default="*/5 * * * *",
         description="Cron expression for the maintenance job that purges expired jobs.",
@@ -215,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
 
 def load_settings() -> Settings:

@@ -20,10 +20,12 @@ from brokers.lifecycle import (
     JOB_KIND_LABEL,
     AttemptSuperseded,
     JobCancelled,
+    JobFailure,
     is_out_of_space,
 )
 from brokers.progress import reporter_for
 from brokers.stopping import JobStopper
+from brokers.uploads import Upload
 from schemas.jobs import Progress, ResultFile
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,15 @@ T = TypeVar("T")
 
 STORAGE_WAIT_SECONDS = 300.0
 """How long a job waits for disk space to store its result before it fails."""
+UNOWNED_TENANT = "local"
+"""Whose uploads a task kicked without a job (no record, so no tenant) may read."""
+
+
+class InputMissing(JobFailure):
+    """An uploaded file the job names is gone (deleted or expired since the submit)."""
+
+    error_type = "input_missing"
+    retryable = False
 
 
 def current_backend(context: Annotated[Context, TaskiqDepends()]) -> Backend:
@@ -106,6 +117,20 @@ class JobAttempt:
         if stopper is None:
             raise RuntimeError("this backend has no CPU pool (brokers.factory builds one)")
         return stopper
+
+    async def input(self, file_id: str) -> Upload:
+        """The uploaded file ``file_id`` of the job's tenant; pass its ``path`` to a
+        ``run_cpu`` step. Raises InputMissing (not retryable) if it is gone."""
+        tenant = UNOWNED_TENANT
+        if self.is_job:
+            record = await self.backend.store.get(self.job_id)
+            if record is None:
+                raise InputMissing(f"job {self.job_id} is gone, and with it whose files to read")
+            tenant = record.tenant
+        upload = await asyncio.to_thread(self.backend.uploads.get, tenant, file_id)
+        if upload is None:
+            raise InputMissing(f"uploaded file {file_id} is gone: deleted or expired")
+        return upload
 
     async def save_file(
         self, file_id: str, name: str, content: bytes, content_type: str

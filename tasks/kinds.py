@@ -11,6 +11,8 @@ calls :func:`declare_kind`, plus its request model in ``schemas/``::
         summary="Queue one example.",   # the operation's description
         lane=Lane.BULK, max_attempts=5, timeout_s=600, backoff=Backoff(base_s=2, cap_s=600),
         check=check_example,            # optional: (request, settings) -> None, at submit
+        inputs=example_inputs,          # optional: request -> FileInput of each uploaded file
+        check_files=check_example_pdf,  # optional: (request, settings, uploads) -> None
     )
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from taskiq import AsyncTaskiqDecoratedTask
 
 from brokers.backoff import Backoff
+from brokers.uploads import Upload
 from schemas.jobs import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, JobOptions, Lane
 from schemas.kinds import register_kind_name
 from service.settings import Settings
@@ -43,6 +46,17 @@ RESERVED_NAMES = frozenset({"retry"})
 
 class KindDeclarationError(ValueError):
     """A kind declaration that cannot work; raised at import, so the process does not start."""
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """One uploaded file a request names: checked at submit, before the job is stored."""
+
+    field: str
+    """The body field's dotted name, as the 422 names it: ``file_id``, ``file_ids.2``."""
+    file_id: str
+    accept: frozenset[str]
+    """Sniffed media types the kind takes (``{"application/pdf"}``); others get 415."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,12 @@ class Kind(Generic[RequestT]):
     max_body_bytes: int | None = None
     """The submit body limit of this kind's route when not OFFLOAD_MAX_BODY_BYTES (bulk
     QR's 10,000 inline items need more than 1 MiB)."""
+    inputs: Callable[[RequestT], Iterable[FileInput]] | None = None
+    """The uploads a request names. At submit each must be the caller's, unexpired and not
+    empty (else 422 naming its field) and of an accepted sniffed type (else 415)."""
+    check_files: Callable[[RequestT, Settings, dict[str, Upload]], object] | None = None
+    """Run after the inputs passed, off the event loop, with them by file id: a cheap look
+    inside (page count, a corrupt header) that raises a ValidationError naming the field."""
     body: type[BaseModel] = field(init=False, repr=False, compare=False)
     """The submit body: ``request``'s fields and the job options, unknown fields refused."""
 
@@ -117,9 +137,12 @@ def declare_kind(
     check: Callable[[RequestT, Settings], object] | None = None,
     path: str | None = None,
     max_body_bytes: int | None = None,
+    inputs: Callable[[RequestT], Iterable[FileInput]] | None = None,
+    check_files: Callable[[RequestT, Settings, dict[str, Upload]], object] | None = None,
 ) -> Kind[RequestT]:
     """Declare a kind; raises KindDeclarationError (and registers nothing) on a mistake.
-    ``path`` replaces the submit path ``/v1/jobs/<name>``."""
+    ``path`` replaces the submit path ``/v1/jobs/<name>``; ``inputs`` names the uploaded
+    files a request uses and ``check_files`` looks inside them (see :class:`Kind`)."""
     kind = Kind(
         name=name,
         request=request,
@@ -132,6 +155,8 @@ def declare_kind(
         check=check,
         route=path,
         max_body_bytes=max_body_bytes,
+        inputs=inputs,
+        check_files=check_files,
     )
     faults = _faults(kind)
     if faults:
@@ -187,6 +212,8 @@ def _faults(kind: Kind[Any]) -> list[str]:
         faults.append("max_body_bytes must be over 0")
     if kind.backoff.base_s <= 0 or kind.backoff.cap_s < kind.backoff.base_s:
         faults.append("backoff needs 0 < base_s <= cap_s")
+    if kind.check_files is not None and kind.inputs is None:
+        faults.append("check_files needs inputs: it is given the uploads that inputs names")
     return faults
 
 

@@ -110,20 +110,6 @@ CREATE TABLE IF NOT EXISTS webhooks (
     deliveries  TEXT    NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (due_at) WHERE due_at IS NOT NULL;
-CREATE TRIGGER IF NOT EXISTS webhooks_on_finish AFTER UPDATE OF status ON jobs
-WHEN NEW.callback_url IS NOT NULL
-    AND NEW.status IN ('succeeded', 'failed', 'cancelled')
-    AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled')
-BEGIN
-    INSERT INTO webhooks (job_id, seq, state, due_at) VALUES (NEW.id, 1, 'pending', 0)
-    ON CONFLICT (job_id) DO UPDATE SET
-        seq = seq + 1, state = 'pending', due_at = 0, tries = 0, deliveries = '[]';
-END;
-CREATE TRIGGER IF NOT EXISTS webhooks_on_delete AFTER DELETE ON jobs
-BEGIN
-    DELETE FROM webhooks WHERE job_id = OLD.id;
-END;
-
 CREATE TABLE IF NOT EXISTS webhook_secrets (
     tenant  TEXT PRIMARY KEY,
     secret  TEXT NOT NULL
@@ -138,6 +124,21 @@ CREATE TRIGGER IF NOT EXISTS jobs_version AFTER UPDATE ON jobs
 WHEN NEW.version = OLD.version
 BEGIN
     UPDATE jobs SET version = OLD.version + 1 WHERE id = NEW.id;
+END;
+
+-- The webhook outbox's entry is written in the transaction that finishes the job.
+CREATE TRIGGER IF NOT EXISTS webhooks_on_finish AFTER UPDATE OF status ON jobs
+WHEN NEW.callback_url IS NOT NULL
+    AND NEW.status IN ('succeeded', 'failed', 'cancelled')
+    AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled')
+BEGIN
+    INSERT INTO webhooks (job_id, seq, state, due_at) VALUES (NEW.id, 1, 'pending', 0)
+    ON CONFLICT (job_id) DO UPDATE SET
+        seq = seq + 1, state = 'pending', due_at = 0, tries = 0, deliveries = '[]';
+END;
+CREATE TRIGGER IF NOT EXISTS webhooks_on_delete AFTER DELETE ON jobs
+BEGIN
+    DELETE FROM webhooks WHERE job_id = OLD.id;
 END;
 """
 """Created after MIGRATIONS, as they name columns an older file gains there."""

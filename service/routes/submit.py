@@ -19,9 +19,13 @@ from service.errors import (
     BackendUnavailableError,
     IdempotencyKeyReusedError,
     PayloadTooLargeError,
+    ProblemError,
+    UnsupportedFileTypeError,
+    UnsupportedMediaTypeError,
     documented,
     located,
 )
+from service.inputs import check_inputs
 from service.json_body import JsonBodyRoute
 from service.presenters import present_job
 from service.settings import Settings
@@ -50,6 +54,10 @@ def kind_router(kinds: Iterable[Kind[Any]]) -> APIRouter:
     """The submit routes of ``kinds``, one each."""
     router = APIRouter(tags=["jobs"], route_class=JsonBodyRoute)
     for kind in kinds:
+        errors: list[type[ProblemError]] = [IdempotencyKeyReusedError, PayloadTooLargeError]
+        if kind.inputs is not None:
+            # Both 415s in one entry: JsonBodyRoute's own would otherwise be replaced.
+            errors += [UnsupportedMediaTypeError, UnsupportedFileTypeError]
         router.add_api_route(
             kind.path,
             _endpoint(kind),
@@ -61,12 +69,7 @@ def kind_router(kinds: Iterable[Kind[Any]]) -> APIRouter:
             response_model=Job,
             responses={
                 200: {"model": Job, "description": "The job an earlier submit with this key made."},
-                **documented(
-                    IdempotencyKeyReusedError,
-                    PayloadTooLargeError,
-                    BackendUnavailableError,
-                    validation=True,
-                ),
+                **documented(*errors, BackendUnavailableError, validation=True),
             },
         )
     return router
@@ -83,6 +86,7 @@ def _endpoint(kind: Kind[Any]) -> Endpoint:
         request, options = kind.split(body)
         check_callback_option(options, allow_private=backend.settings.webhook_allow_private)
         await _check(kind, request, backend.settings)
+        await check_inputs(kind, request, backend.settings, backend.uploads, tenant)
         accepted = await submit(
             backend,
             kind,

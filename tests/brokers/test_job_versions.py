@@ -85,3 +85,21 @@ def test_an_older_database_gains_the_version_column_and_its_trigger(tmp_path: Pa
     assert reopened.execute("SELECT version FROM jobs").fetchone() == (1,)
     reopened.execute("UPDATE jobs SET status = 'cancelled'")
     assert reopened.execute("SELECT version FROM jobs").fetchone() == (2,)
+
+
+def test_an_older_database_without_callbacks_gains_the_webhook_triggers(tmp_path: Path) -> None:
+    database = Database(tmp_path / "offload.db")
+    conn = database.connection
+    conn.execute("DROP TRIGGER webhooks_on_finish")
+    conn.execute("ALTER TABLE jobs DROP COLUMN callback_url")
+    database.close()
+    reopened = Database(tmp_path / "offload.db").connection
+    now = time.time()
+    reopened.execute(
+        "INSERT INTO jobs (id, tenant, kind, status, request, attempts, max_attempts, "
+        "created_at, expires_at, callback_url) "
+        "VALUES ('old', 'local', 'qr', 'running', '{}', 1, 3, ?, ?, 'https://example.com/h')",
+        (now, now + 60),
+    )
+    reopened.execute("UPDATE jobs SET status = 'succeeded'")
+    assert reopened.execute("SELECT job_id, state FROM webhooks").fetchall() == [("old", "pending")]
