@@ -22,14 +22,23 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from brokers import broker
 from brokers.backoff import Backoff
 from brokers.lifecycle import JobFailure
+from brokers.uploads import Upload
 from schemas.jobs import JobResult, Lane
 from schemas.qr_batch import MAX_BODY_BYTES, QrBatchOptions
 from service.settings import Settings
 from tasks.deps import AttemptDep, JobAttempt
-from tasks.kinds import declare_kind
+from tasks.kinds import FileInput, declare_kind
 from tasks.qr_batch_archive import QrArchive
 from tasks.qr_batch_draw import DrawnItem, DrawOptions, draw_chunk
-from tasks.qr_batch_items import BatchInputError, BatchItem, inline_items
+from tasks.qr_batch_items import (
+    BatchInputError,
+    BatchItem,
+    check_csv_header,
+    count_csv_rows,
+    csv_items,
+    inline_items,
+)
+from tasks.qr_batch_logo import LogoError, check_logo_header, prepare_logo
 
 CHUNK_ITEMS = 250
 """Items per CPU step: ~0.1 s of drawing, so a cancel or a report is never far away."""
@@ -41,10 +50,22 @@ QR_BATCH_TIMEOUT_SECONDS = 3600.0
 """100,000 codes take about a minute on two cores; an hour means something is wrong."""
 
 
+CSV_TYPES = frozenset({"text/csv", "text/plain"})
+"""Sniffed types of a CSV upload: text, called CSV by its type or name, or plain text."""
+LOGO_TYPES = frozenset({"image/png", "image/jpeg"})
+
+
 class InvalidBatchInput(JobFailure):
     """The uploaded CSV cannot be read as a batch (the message names the line)."""
 
     error_type = "invalid_csv"
+    retryable = False
+
+
+class InvalidLogo(JobFailure):
+    """The uploaded logo is not a PNG or JPEG this worker will decode."""
+
+    error_type = "invalid_image"
     retryable = False
 
 
@@ -54,12 +75,14 @@ def _chunks(items: Iterator[BatchItem]) -> Iterator[list[BatchItem]]:
 
 
 async def _drawn_in_order(
-    attempt: JobAttempt, chunks: Iterable[list[BatchItem]], options: DrawOptions, window: int
+    attempt: JobAttempt, chunks: Iterator[list[BatchItem]], options: DrawOptions, window: int
 ) -> AsyncGenerator[list[DrawnItem], None]:
-    """Each chunk drawn, in order, with up to ``window`` chunks in the pool at once."""
+    """Each chunk drawn, in order, with up to ``window`` chunks in the pool at once. Chunks
+    are read in a thread: from a CSV, that is file reading."""
     pending: deque[asyncio.Future[list[DrawnItem]]] = deque()
     try:
-        for chunk in chunks:
+        no_more: list[BatchItem] = []
+        while chunk := await asyncio.to_thread(next, chunks, no_more):
             pending.append(asyncio.ensure_future(attempt.run_cpu(draw_chunk, chunk, options)))
             if len(pending) >= window:
                 yield await pending.popleft()
@@ -77,18 +100,55 @@ def _add_all(archive: QrArchive, drawn: list[DrawnItem]) -> None:
         archive.add(one)
 
 
+async def _items(options: QrBatchOptions, attempt: JobAttempt) -> tuple[Iterator[BatchItem], int]:
+    """The batch's items and how many there are (a CSV is read through once to count)."""
+    if options.csv_file_id is None:
+        return inline_items(options), len(options.items or ())
+    upload = await attempt.input(options.csv_file_id)
+    try:
+        total = await asyncio.to_thread(count_csv_rows, upload.path, options)
+    except BatchInputError as error:
+        raise InvalidBatchInput(str(error)) from None
+    return csv_items(upload.path, options), total
+
+
+async def _logo(options: QrBatchOptions, attempt: JobAttempt) -> bytes | None:
+    if options.logo_file_id is None:
+        return None
+    upload = await attempt.input(options.logo_file_id)
+    try:
+        return await attempt.run_cpu(prepare_logo, upload.path)
+    except LogoError as error:
+        raise InvalidLogo(str(error)) from None
+
+
 @broker.task(task_name="offload.qr.batch")
 async def run_qr_batch(options: QrBatchOptions, attempt: AttemptDep) -> dict[str, Any]:
     settings = attempt.backend.settings
-    items = inline_items(options)
-    total = len(options.items or ())
+    items, total = await _items(options, attempt)
     draw = DrawOptions(
         format=options.format,
         scale=options.scale,
         border=options.border,
         max_png_pixels=settings.qr_max_pixels,
+        logo_png=await _logo(options, attempt),
     )
-    window = CHUNKS_PER_CORE * settings.cpu_workers + 1
+    try:
+        return await _write_zip(options, attempt, items, total, draw)
+    finally:
+        close = getattr(items, "close", None)  # a CSV reader's open file
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+async def _write_zip(
+    options: QrBatchOptions,
+    attempt: JobAttempt,
+    items: Iterator[BatchItem],
+    total: int,
+    draw: DrawOptions,
+) -> dict[str, Any]:
+    window = CHUNKS_PER_CORE * attempt.backend.settings.cpu_workers + 1
     done = 0
     await attempt.report(0, total)
     async with attempt.scratch_file(".zip") as path:
@@ -118,10 +178,29 @@ def check_qr_batch(options: QrBatchOptions, settings: Settings) -> None:
     if (options.items is None) == (options.csv_file_id is None):
         field = "items" if options.items is None else "csv_file_id"
         raise _invalid(field, "give exactly one of items and csv_file_id")
-    # Until uploads land (branch files), a file id cannot be read.
-    for field in ("csv_file_id", "logo_file_id"):
-        if getattr(options, field) is not None:
-            raise _invalid(field, "uploaded files are not available on this server yet")
+
+
+def qr_batch_inputs(options: QrBatchOptions) -> Iterable[FileInput]:
+    if options.csv_file_id is not None:
+        yield FileInput("csv_file_id", options.csv_file_id, CSV_TYPES)
+    if options.logo_file_id is not None:
+        yield FileInput("logo_file_id", options.logo_file_id, LOGO_TYPES)
+
+
+def check_qr_batch_files(
+    options: QrBatchOptions, settings: Settings, uploads: dict[str, Upload]
+) -> None:
+    """At submit, a cheap look: the CSV's header line, the logo's image header."""
+    if options.csv_file_id is not None:
+        try:
+            check_csv_header(uploads[options.csv_file_id].path)
+        except BatchInputError as error:
+            raise _invalid("csv_file_id", str(error)) from None
+    if options.logo_file_id is not None:
+        try:
+            check_logo_header(uploads[options.logo_file_id].path)
+        except LogoError as error:
+            raise _invalid("logo_file_id", str(error)) from None
 
 
 def _invalid(field: str, message: str) -> ValidationError:
@@ -141,6 +220,8 @@ QR_BATCH = declare_kind(
     timeout_s=QR_BATCH_TIMEOUT_SECONDS,
     backoff=Backoff(base_s=5, cap_s=300),
     check=check_qr_batch,
+    inputs=qr_batch_inputs,
+    check_files=check_qr_batch_files,
     path="/v1/jobs/qr-batch",
     max_body_bytes=MAX_BODY_BYTES,
 )

@@ -142,6 +142,16 @@ def _rows(reader: Reader, options: QrBatchOptions, max_rows: int) -> Iterator[Ba
         )
 
 
+def check_csv_header(path: Path) -> None:
+    """Raise BatchInputError unless the CSV at ``path`` opens with a usable header: the
+    submit's cheap look (one line) before the job is queued."""
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        try:
+            _header(csv.reader(text, strict=True))
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise BatchInputError(f"line 1 cannot be read as CSV: {error}") from None
+
+
 def count_csv_rows(path: Path, options: QrBatchOptions) -> int:
     """Data rows of the CSV, read through once (the progress total); raises as csv_items."""
     return sum(1 for _ in csv_items(path, options))

@@ -33,6 +33,28 @@ class LogoError(ValueError):
     """The logo cannot be used; message only, as it crosses the CPU pool's boundary."""
 
 
+def check_logo_header(path: Path, max_pixels: int = MAX_LOGO_PIXELS) -> None:
+    """Raise LogoError unless the header of the image at ``path`` is a PNG or JPEG of at
+    most ``max_pixels`` pixels; decodes nothing (the submit's cheap look)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                _check_header(image, max_pixels)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise LogoError(f"the logo is too large: {error}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise LogoError(f"the logo cannot be read as an image: {error}") from None
+
+
+def _check_header(image: Image.Image, max_pixels: int) -> None:
+    if image.format not in LOGO_FORMATS:
+        raise LogoError(f"the logo is {image.format}; it must be PNG or JPEG")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise LogoError(f"the logo is {width}x{height} pixels; at most {max_pixels:,} pixels")
+
+
 def prepare_logo(path: Path, max_pixels: int = MAX_LOGO_PIXELS) -> bytes:
     """The logo at ``path`` as RGBA PNG bytes, at most LOGO_SIDE pixels a side.
 
@@ -42,13 +64,7 @@ def prepare_logo(path: Path, max_pixels: int = MAX_LOGO_PIXELS) -> bytes:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as image:
-                if image.format not in LOGO_FORMATS:
-                    raise LogoError(f"the logo is {image.format}; it must be PNG or JPEG")
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise LogoError(
-                        f"the logo is {width}x{height} pixels; at most {max_pixels:,} pixels"
-                    )
+                _check_header(image, max_pixels)
                 image.load()
                 logo = image.convert("RGBA")
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
