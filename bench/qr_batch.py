@@ -42,10 +42,10 @@ from bench.common import load, say
 from brokers import backend
 from schemas.qr_batch import QrBatchOptions
 from service.app import create_app
-from tasks.qr_batch import _chunks
 from tasks.qr_batch_archive import QrArchive
 from tasks.qr_batch_draw import DrawOptions, draw_chunk
 from tasks.qr_batch_items import inline_items
+from tasks.qr_batch_pipeline import chunks
 
 BASELINE_ITEMS = 1000
 SCALE = 10
@@ -115,7 +115,7 @@ def writer_peak(size: int, fmt: str, folder: Path) -> int:
     draw = DrawOptions(format=request.format, scale=SCALE, border=4, max_png_pixels=4_000_000)
     tracemalloc.start()
     with QrArchive(folder / f"{fmt}-{size}.zip") as archive:
-        for chunk in _chunks(inline_items(request)):
+        for chunk in chunks(inline_items(request)):
             for drawn in draw_chunk(chunk, draw):
                 archive.add(drawn)
     peak = tracemalloc.get_traced_memory()[1]

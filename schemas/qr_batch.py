@@ -72,7 +72,8 @@ class QrBatchItem(BaseModel):
 
 class QrBatchOptions(BaseModel):
     """Many QR codes in one job: inline items or an uploaded CSV, shared drawing options
-    that items may override, and the output: a ZIP of images with a manifest."""
+    that items may override, and the output: a ZIP of images, or a PDF sheet, with a
+    manifest."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -1,19 +1,14 @@
-"""The bulk QR job: many codes drawn in chunks on every core, written to a ZIP as they come.
+"""The bulk QR kind: many codes from inline items or an uploaded CSV, into a ZIP.
 
-Items are read one chunk at a time (from the request or, streamed, from an uploaded CSV);
-up to two chunks a core are drawn at once in the CPU pool and written to the archive
-in order, so memory holds a few chunks whatever the batch's size. Progress is reported after
-each chunk, which is also where a cancel stops the job. An item that cannot be drawn is
+The task opens the inputs and hands the items to tasks/qr_batch_pipeline.py, which draws
+them in chunks on every core and writes them as they come. An item that cannot be drawn is
 listed as failed in the manifest; the job fails only when the batch itself is unusable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
-from collections.abc import AsyncGenerator, Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,8 +23,7 @@ from schemas.qr_batch import MAX_BODY_BYTES, QrBatchOptions
 from service.settings import Settings
 from tasks.deps import AttemptDep, JobAttempt
 from tasks.kinds import FileInput, declare_kind
-from tasks.qr_batch_archive import QrArchive
-from tasks.qr_batch_draw import DrawnItem, DrawOptions, draw_chunk
+from tasks.qr_batch_draw import DrawOptions
 from tasks.qr_batch_items import (
     BatchInputError,
     BatchItem,
@@ -39,27 +33,14 @@ from tasks.qr_batch_items import (
     inline_items,
 )
 from tasks.qr_batch_logo import LogoError, check_logo_header, prepare_logo
+from tasks.qr_batch_pipeline import InvalidBatchInput, write_zip
 
-CHUNK_ITEMS = 250
-"""Items per CPU step: ~0.1 s of drawing, so a cancel or a report is never far away."""
-CHUNKS_PER_CORE = 2
-"""Chunks in the pool per core: one drawing, one waiting, so no core idles while this
-process writes the archive or reports progress (a SQLite progress write of a job with 10,000
-inline items rewrites its 2 MB row: ~20-50 ms)."""
 QR_BATCH_TIMEOUT_SECONDS = 3600.0
 """100,000 codes take about a minute on two cores; an hour means something is wrong."""
-
 
 CSV_TYPES = frozenset({"text/csv", "text/plain"})
 """Sniffed types of a CSV upload: text, called CSV by its type or name, or plain text."""
 LOGO_TYPES = frozenset({"image/png", "image/jpeg"})
-
-
-class InvalidBatchInput(JobFailure):
-    """The uploaded CSV cannot be read as a batch (the message names the line)."""
-
-    error_type = "invalid_csv"
-    retryable = False
 
 
 class InvalidLogo(JobFailure):
@@ -67,37 +48,6 @@ class InvalidLogo(JobFailure):
 
     error_type = "invalid_image"
     retryable = False
-
-
-def _chunks(items: Iterator[BatchItem]) -> Iterator[list[BatchItem]]:
-    while chunk := list(islice(items, CHUNK_ITEMS)):
-        yield chunk
-
-
-async def _drawn_in_order(
-    attempt: JobAttempt, chunks: Iterator[list[BatchItem]], options: DrawOptions, window: int
-) -> AsyncGenerator[list[DrawnItem], None]:
-    """Each chunk drawn, in order, with up to ``window`` chunks in the pool at once. Chunks
-    are read in a thread: from a CSV, that is file reading."""
-    pending: deque[asyncio.Future[list[DrawnItem]]] = deque()
-    try:
-        no_more: list[BatchItem] = []
-        while chunk := await asyncio.to_thread(next, chunks, no_more):
-            pending.append(asyncio.ensure_future(attempt.run_cpu(draw_chunk, chunk, options)))
-            if len(pending) >= window:
-                yield await pending.popleft()
-        while pending:
-            yield await pending.popleft()
-    finally:
-        # Stopped early (a cancel, a failure): steps still running are killed.
-        for step in pending:
-            step.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _add_all(archive: QrArchive, drawn: list[DrawnItem]) -> None:
-    for one in drawn:
-        archive.add(one)
 
 
 async def _items(options: QrBatchOptions, attempt: JobAttempt) -> tuple[Iterator[BatchItem], int]:
@@ -134,42 +84,13 @@ async def run_qr_batch(options: QrBatchOptions, attempt: AttemptDep) -> dict[str
         logo_png=await _logo(options, attempt),
     )
     try:
-        return await _write_zip(options, attempt, items, total, draw)
+        files, counts = await write_zip(attempt, items, total, draw)
+        shape = {"output": "zip", "format": options.format.value}
     finally:
         close = getattr(items, "close", None)  # a CSV reader's open file
         if close is not None:
             await asyncio.to_thread(close)
-
-
-async def _write_zip(
-    options: QrBatchOptions,
-    attempt: JobAttempt,
-    items: Iterator[BatchItem],
-    total: int,
-    draw: DrawOptions,
-) -> dict[str, Any]:
-    window = CHUNKS_PER_CORE * attempt.backend.settings.cpu_workers + 1
-    done = 0
-    await attempt.report(0, total)
-    async with attempt.scratch_file(".zip") as path:
-        archive = await asyncio.to_thread(QrArchive, path)
-        try:
-            drawn_chunks = _drawn_in_order(attempt, _chunks(items), draw, window)
-            async with contextlib.aclosing(drawn_chunks):
-                async for drawn in drawn_chunks:
-                    await asyncio.to_thread(_add_all, archive, drawn)
-                    done += len(drawn)
-                    await attempt.report(done, total)
-        except BatchInputError as error:
-            await asyncio.to_thread(archive.discard)
-            raise InvalidBatchInput(str(error)) from None
-        except BaseException:
-            await asyncio.to_thread(archive.discard)
-            raise
-        await asyncio.to_thread(archive.close)
-        stored = await attempt.keep_file("archive", "qr-codes.zip", path, "application/zip")
-    counts = {"items": done, "ok": archive.manifest.ok, "failed": archive.manifest.failed}
-    result = JobResult(data={**counts, "format": options.format.value}, files=[stored])
+    result = JobResult(data={**counts.as_data(), **shape}, files=files)
     return result.model_dump(mode="json")
 
 
@@ -214,7 +135,7 @@ QR_BATCH = declare_kind(
     name="qr_batch",
     request=QrBatchOptions,
     task=run_qr_batch,
-    summary="Queue up to 10,000 QR codes (100,000 from a CSV) drawn into a ZIP with a manifest.",
+    summary="Queue up to 10,000 QR codes (100,000 from a CSV) for a ZIP with a manifest.",
     lane=Lane.BULK,
     max_attempts=2,
     timeout_s=QR_BATCH_TIMEOUT_SECONDS,

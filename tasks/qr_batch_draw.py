@@ -29,6 +29,8 @@ class DrawOptions:
     border: int
     max_png_pixels: int
     logo_png: bytes | None = None
+    sheet_max_modules: int | None = None
+    """For a PDF sheet: return the modules of codes up to this many across, draw nothing."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class DrawnItem:
     file: str | None
     content: bytes | None
     error: str | None
+    modules: tuple[bytes, ...] | None = None
+    """For a PDF sheet: the code's modules (its writer draws them)."""
 
 
 def _rgba(colour: str) -> RGBA:
@@ -54,8 +58,16 @@ def _draw(item: BatchItem, options: DrawOptions, logo: LogoArt | None) -> DrawnI
         rows = zxing_modules(item.data, level)
     except QrCapacityError as error:
         return DrawnItem(item, None, None, str(error))
-    dark, light = _rgba(item.dark), _rgba(item.light)
     symbol, border, scale = len(rows), options.border, options.scale
+    if options.sheet_max_modules is not None:
+        if symbol > options.sheet_max_modules:
+            too_small = (
+                f"the code is {symbol} modules across; this sheet layout prints at most "
+                f"{options.sheet_max_modules} (fewer rows or columns, or less data)"
+            )
+            return DrawnItem(item, None, None, too_small)
+        return DrawnItem(item, None, None, None, rows)
+    dark, light = _rgba(item.dark), _rgba(item.light)
     if options.format is BatchFormat.png:
         side = (symbol + 2 * border) * scale
         if side * side > options.max_png_pixels:

@@ -46,7 +46,13 @@ async def test_every_code_of_a_small_batch_decodes_to_its_item(
     ]
     for fmt in ("png", "svg"):
         job, archive = await run_batch(client, {"items": items, "format": fmt, "scale": 4})
-        assert job["result"]["data"] == {"items": 4, "ok": 3, "failed": 1, "format": fmt}
+        assert job["result"]["data"] == {
+            "items": 4,
+            "ok": 3,
+            "failed": 1,
+            "output": "zip",
+            "format": fmt,
+        }
         assert job["progress"]["done"] == 4 and job["progress"]["total"] == 4
         rows = manifest(archive)
         assert [row["status"] for row in rows] == ["ok", "ok", "failed", "ok"]
