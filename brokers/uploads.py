@@ -91,21 +91,9 @@ class LocalUploadStore:
         temporary = Path(temporary_path)
         digest = hashlib.sha256()
         sniffer = ContentSniffer()
-        size = 0
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                batch: list[bytes] = []
-                batched = 0
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise UploadTooLargeError(max_bytes)
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched >= _WRITE_BATCH:
-                        await asyncio.to_thread(_write, handle, b"".join(batch), digest, sniffer)
-                        batch, batched = [], 0
-                await asyncio.to_thread(_write, handle, b"".join(batch), digest, sniffer)
+                size = await _copy(chunks, handle, max_bytes, digest, sniffer)
                 await asyncio.to_thread(handle.flush)
                 await asyncio.to_thread(os.fsync, handle.fileno())
             now = time.time()
@@ -215,6 +203,44 @@ def clean_name(name: str) -> str:
     """The client's file name as metadata: no control characters, at most 255 characters."""
     cleaned = "".join(char for char in name if char.isprintable() or char == " ").strip()
     return cleaned[:MAX_NAME_CHARS] or "upload"
+
+
+async def _copy(
+    chunks: AsyncIterator[bytes], handle: Any, max_bytes: int, digest: Any, sniffer: ContentSniffer
+) -> int:
+    """Write ``chunks`` to ``handle`` in batches, each in a worker thread while the next
+    arrives (hashing and writing release the GIL); the bytes written."""
+    size = 0
+    batch: list[bytes] = []
+    batched = 0
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise UploadTooLargeError(max_bytes)
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= _WRITE_BATCH:
+                if writing is not None:
+                    await writing
+                data, batch, batched = b"".join(batch), [], 0
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(_write, handle, data, digest, sniffer)
+                )
+        if writing is not None:
+            await writing
+        await asyncio.to_thread(_write, handle, b"".join(batch), digest, sniffer)
+    except BaseException:
+        if writing is not None:
+            writing.add_done_callback(_retrieved)  # it fails too once the file is gone
+        raise
+    return size
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _write(handle: Any, data: bytes, digest: Any, sniffer: ContentSniffer) -> None:

@@ -6,6 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+UPLOAD_PATH = "/v1/files"
+"""Where files are uploaded; the HTTP server gives this path's bodies a longer deadline."""
+
 
 class FileInfo(BaseModel):
     """An uploaded file: give its id to the jobs that use it."""

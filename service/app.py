@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from brokers.factory import Backend
+from schemas.files import UPLOAD_PATH
 from service.body_limit import BodyLimitMiddleware
 from service.docs import install_docs
 from service.embedded import EmbeddedRuntime
@@ -77,7 +78,7 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=backend.settings.max_body_bytes,
-        streamed=frozenset({("POST", files.UPLOAD_PATH)}),
+        streamed=frozenset({("POST", UPLOAD_PATH)}),
         route_limits=route_limits,
     )
     app.add_middleware(HeadMiddleware)

@@ -110,6 +110,12 @@ class JobFailedError(ProblemError):
     title = "The job failed; it has no result"
 
 
+class ResultFileNotFoundError(ProblemError):
+    status = 404
+    name = "result-file-not-found"
+    title = "The job's result has no such file"
+
+
 class ResultGoneError(ProblemError):
     status = 410
     name = "result-expired"

@@ -4,6 +4,7 @@ job is stored: a job never starts only to find its input missing or of the wrong
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -22,10 +23,12 @@ async def check_inputs(
     settings: Settings,
     uploads: LocalUploadStore,
     tenant: str,
+    starts_at: float | None = None,
 ) -> dict[str, Upload]:
     """The request's uploads by file id. Raises a 422 naming each field whose file is
-    unknown, another tenant's, expired or empty; then a 415 naming each file of a type the
-    kind does not take; then whatever the kind's ``check_files`` finds (422)."""
+    unknown, another tenant's, expired, empty, or due to expire before ``starts_at`` (a
+    job submitted for later); then a 415 naming each file of a type the kind does not
+    take; then whatever the kind's ``check_files`` finds (422)."""
     if kind.inputs is None:
         return {}
     wanted = list(kind.inputs(request))
@@ -38,6 +41,10 @@ async def check_inputs(
             missing.append(_invalid(item, "no such file: unknown, expired or not yours"))
         elif upload.size == 0:
             missing.append(_invalid(item, f"file {item.file_id} is empty"))
+        elif starts_at is not None and upload.expires_at <= starts_at:
+            when = datetime.fromtimestamp(upload.expires_at, UTC).isoformat()
+            message = f"file {item.file_id} expires at {when}, before the job may start"
+            missing.append(_invalid(item, message))
         elif upload.content_type not in item.accept:
             expected = ", ".join(sorted(item.accept))
             message = f"file {item.file_id} is {upload.content_type}; expected {expected}"

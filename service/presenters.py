@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from brokers.contract import JobRecord
 from brokers.uploads import Upload
@@ -22,7 +23,7 @@ def present_job(record: JobRecord) -> Job:
     result = record.result.model_copy(deep=True) if record.result else None
     if result is not None:
         for file in result.files:
-            file.url = f"{job_path(record.id)}/result"
+            file.url = f"{job_path(record.id)}/files/{quote(file.id, safe='')}"
     progress = record.progress
     return Job(
         id=record.id,

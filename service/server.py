@@ -9,6 +9,7 @@ from types import FrameType
 
 import uvicorn
 
+from schemas.files import UPLOAD_PATH
 from service.http_limits import limited_http_protocol
 from service.settings import Settings
 
@@ -46,7 +47,12 @@ def run(host: str, port: int, access_log: bool, settings: Settings) -> int:
         port=port,
         log_config=None,
         access_log=access_log,
-        http=limited_http_protocol(settings.max_header_bytes, settings.request_timeout_seconds),
+        http=limited_http_protocol(
+            settings.max_header_bytes,
+            settings.request_timeout_seconds,
+            upload_paths=frozenset({UPLOAD_PATH}),
+            upload_timeout=settings.upload_timeout_seconds,
+        ),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 2,
     )
     server = _Server(config)

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         description="How long an uploaded file is kept; then it is gone (404) and the "
         "maintenance job deletes it.",
     )
+    upload_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long `offload serve` waits for the body of an upload (POST "
+        "/v1/files) to arrive, from the end of its headers; then 408.",
+    )
     purge_cron: str = Field(
         default="*/5 * * * *",
         description="Cron expression for the maintenance job that purges expired jobs.",
@@ -128,6 +134,24 @@ class Settings(BaseSettings):
         le=1000,
         description="QR codes GET /v1/qr draws at once (default: the CPUs); further requests "
         "wait briefly for one to finish, then get 429.",
+    )
+    pdf_max_pages: int = Field(
+        default=5_000,
+        gt=0,
+        le=1_000_000,
+        description="Most pages one input PDF may have; more are refused with 422 at submit.",
+    )
+    pdf_max_merge_bytes: int = Field(
+        default=200_000_000,
+        ge=1_000_000,
+        description="Most bytes the files of one merge may add up to (a worker holds them "
+        "all while it writes the result); more are refused with 422 at submit.",
+    )
+    pdf_max_stream_bytes: int = Field(
+        default=50_000_000,
+        ge=1_000_000,
+        description="Most bytes one stream of an input PDF may decode to (pypdf's limits); "
+        "past it the job fails as input_limit_exceeded: a decompression bomb stops here.",
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log line format: text for people, json for collectors."

@@ -1,4 +1,5 @@
-"""Scheduled maintenance: repair jobs that lost their message, purge expired jobs and files."""
+"""Scheduled maintenance: repair jobs that lost their message, purge expired jobs, their
+files and expired uploads."""
 
 from __future__ import annotations
 
@@ -33,15 +34,18 @@ async def purge_expired(backend: BackendDep) -> dict[str, int]:
     # Deleting folders on a slow shared volume must not stall the heartbeats on this loop.
     for job_id in report.files_of:
         await asyncio.to_thread(backend.files.delete, job_id)
-    if report.files_of or report.rows_deleted:
+    uploads_purged = await asyncio.to_thread(backend.uploads.purge_expired, time.time())
+    if report.files_of or report.rows_deleted or uploads_purged:
         logger.info(
-            "purged files of %d expired jobs, forgot %d",
+            "purged files of %d expired jobs, forgot %d, deleted %d expired uploads",
             len(report.files_of),
             report.rows_deleted,
+            uploads_purged,
         )
     return {
         "requeued": len(swept.requeued),
         "failed_lost": len(swept.failed),
         "files_purged": len(report.files_of),
         "jobs_forgotten": report.rows_deleted,
+        "uploads_purged": uploads_purged,
     }

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from brokers.lifecycle import is_out_of_space
 from brokers.uploads import LocalUploadStore, Upload, UploadTooLargeError
-from schemas.files import FileInfo
+from schemas.files import UPLOAD_PATH, FileInfo
 from service.deps import BackendDep, TenantDep
 from service.downloads import NOT_MODIFIED, file_download
 from service.errors import (
@@ -34,9 +34,7 @@ from service.presenters import file_path, present_upload
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
-
-UPLOAD_PATH = router.prefix
+router = APIRouter(prefix=UPLOAD_PATH, tags=["files"])
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """What the body may carry beside the file's bytes: boundaries, part headers, small fields."""
 FILE_FIELD = "file"
@@ -115,13 +113,13 @@ async def _receive(
     part = await stream.find(FILE_FIELD)
     if part is None:
         raise MalformedMultipartError(f"the form has no {FILE_FIELD!r} part")
-    if part.filename is None:
-        raise MalformedMultipartError(f"the {FILE_FIELD!r} part is not a file (no filename)")
-    upload = await uploads.save(tenant, part.filename, stream.data(), limit, ttl, part.content_type)
+    # A part without a filename (curl -F 'file=<x.csv') is taken too, named "upload".
+    name = part.filename or ""
+    upload = await uploads.save(tenant, name, stream.data(), limit, ttl, part.content_type)
     try:
-        await stream.finish()
+        await stream.finish()  # what follows the part must still be a well-formed body
     except BaseException:
-        await asyncio.to_thread(uploads.delete, tenant, upload.id)
+        uploads.delete(tenant, upload.id)  # no await: it runs on a cancel too
         raise
     return upload
 

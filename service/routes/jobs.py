@@ -12,8 +12,18 @@ from fastapi.responses import FileResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from brokers.contract import CancelOutcome, DeleteOutcome, JobQuery, JobRecord, RetryOutcome
-from schemas.jobs import Job, JobKind, JobPage, JobStatus, RetryCount, RetryFilter
+from schemas.jobs import (
+    Job,
+    JobKind,
+    JobPage,
+    JobResult,
+    JobStatus,
+    ResultFile,
+    RetryCount,
+    RetryFilter,
+)
 from service.deps import BackendDep, TenantDep
+from service.downloads import NOT_MODIFIED, file_download
 from service.errors import (
     BackendUnavailableError,
     FieldError,
@@ -24,6 +34,7 @@ from service.errors import (
     JobNotFinishedError,
     JobNotFoundError,
     JobNotRetryableError,
+    ResultFileNotFoundError,
     ResultGoneError,
     ResultNotReadyError,
     documented,
@@ -70,7 +81,9 @@ RESULT_MEDIA_TYPES = {
     "image/svg+xml": {"schema": {"type": "string"}},
     "application/pdf": {"schema": BINARY},
 }
-_JOB_PATH = re.compile(re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result|/events)?")
+_JOB_PATH = re.compile(
+    re.escape(router.prefix) + r"/(?P<job_id>[^/]+)(?:/result|/events|/files/[^/]+)?"
+)
 
 
 def explain_unrouted(path: str) -> InvalidJobIdError | None:
@@ -174,6 +187,16 @@ async def get_job(
     return present_job(record)
 
 
+RESULT_ERRORS = documented(
+    JobNotFoundError,
+    InvalidJobIdError,
+    ResultNotReadyError,
+    JobFailedError,
+    ResultGoneError,
+    BackendUnavailableError,
+)
+
+
 @router.get(
     "/{job_id:job_id}/result",
     operation_id="get_job_result",
@@ -183,10 +206,34 @@ async def get_job(
             "description": "The result file: PNG, SVG or PDF, as the job asked.",
             "content": RESULT_MEDIA_TYPES,
         },
-        304: {"description": "The file has not changed since the ETag given in If-None-Match."},
+        **NOT_MODIFIED,
+        **RESULT_ERRORS,
+    },
+)
+async def get_job_result(
+    job_id: JobId, request: Request, backend: BackendDep, tenant: TenantDep
+) -> Response:
+    """Download a finished job's (first) result file."""
+    result = await _finished_result(backend, tenant, job_id)
+    if not result.files:
+        raise ResultGoneError(f"job {job_id} has no result file")
+    return _download(request, backend, job_id, result.files[0])
+
+
+@router.get(
+    "/{job_id:job_id}/files/{file_id}",
+    operation_id="get_job_file",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The result file, with the content type its job result names.",
+            "content": {"application/octet-stream": {"schema": BINARY}},
+        },
+        **NOT_MODIFIED,
         **documented(
             JobNotFoundError,
             InvalidJobIdError,
+            ResultFileNotFoundError,
             ResultNotReadyError,
             JobFailedError,
             ResultGoneError,
@@ -194,10 +241,23 @@ async def get_job(
         ),
     },
 )
-async def get_job_result(
-    job_id: JobId, request: Request, backend: BackendDep, tenant: TenantDep
+async def get_job_file(
+    job_id: JobId,
+    file_id: Annotated[str, Path(description="A result file's `id` from the job's result.")],
+    request: Request,
+    backend: BackendDep,
+    tenant: TenantDep,
 ) -> Response:
-    """Download a finished job's result file."""
+    """Download any result file of a finished job: each file's `url` points here."""
+    result = await _finished_result(backend, tenant, job_id)
+    for file in result.files:
+        if file.id == file_id:
+            return _download(request, backend, job_id, file)
+    raise ResultFileNotFoundError(f"job {job_id} has no result file {file_id!r}")
+
+
+async def _finished_result(backend: BackendDep, tenant: str, job_id: str) -> JobResult:
+    """The result of a job that succeeded; 404/409/410 problems otherwise."""
     record = await backend.store.get(job_id)
     if record is None or record.tenant != tenant:
         raise JobNotFoundError(f"no job {job_id}")
@@ -207,21 +267,14 @@ async def get_job_result(
         raise JobFailedError(f"job {job_id} failed: {record.error.message if record.error else ''}")
     if record.status is not JobStatus.SUCCEEDED or record.result is None:
         raise ResultNotReadyError(f"job {job_id} is {record.status.value}")
-    if not record.result.files:
-        raise ResultGoneError(f"job {job_id} has no result file")
-    file = record.result.files[0]
+    return record.result
+
+
+def _download(request: Request, backend: BackendDep, job_id: str, file: ResultFile) -> Response:
     path = backend.files.path(job_id, file.id)
     if path is None:
-        raise ResultGoneError(f"the result file of job {job_id} is gone")
-    etag = f'"{file.sha256}"'
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-    return FileResponse(
-        path,
-        media_type=file.content_type,
-        filename=file.name,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
-    )
+        raise ResultGoneError(f"the result file {file.id!r} of job {job_id} is gone")
+    return file_download(request, path, file.content_type, file.name, file.sha256)
 
 
 @router.post(

@@ -6,6 +6,7 @@ app is built, so a new kind gets its route, operation and request schema from it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Body, Header, Response, status
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from schemas.jobs import Job
+from schemas.jobs import Job, JobOptions
 from service.deps import BackendDep, TenantDep
 from service.errors import (
     BackendUnavailableError,
@@ -86,7 +87,8 @@ def _endpoint(kind: Kind[Any]) -> Endpoint:
         request, options = kind.split(body)
         check_callback_option(options, allow_private=backend.settings.webhook_allow_private)
         await _check(kind, request, backend.settings)
-        await check_inputs(kind, request, backend.settings, backend.uploads, tenant)
+        starts_at = _starts_at(options)
+        await check_inputs(kind, request, backend.settings, backend.uploads, tenant, starts_at)
         accepted = await submit(
             backend,
             kind,
@@ -117,6 +119,15 @@ async def _check(kind: Kind[Any], request: BaseModel, settings: Settings) -> Non
         await run_in_threadpool(kind.check, request, settings)
     except ValidationError as invalid:
         raise located(invalid, "body") from None
+
+
+def _starts_at(options: JobOptions) -> float | None:
+    """When a job submitted for later may start (its inputs must outlive that)."""
+    if options.run_at is not None:
+        return options.run_at.timestamp()
+    if options.delay_s:
+        return time.time() + options.delay_s
+    return None
 
 
 def _examples(kind: Kind[Any]) -> dict[str, Any]:

@@ -7,9 +7,11 @@ import asyncio
 import errno
 import hashlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,6 +152,35 @@ async def test_a_cancelled_upload_leaves_no_file(store: LocalUploadStore) -> Non
     saving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await saving
+    assert files_under(store.root) == []
+
+
+async def test_a_cancel_while_a_batch_is_being_written_leaves_no_file(
+    store: LocalUploadStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing = threading.Event()
+    release = threading.Event()
+    real_write = uploads_module._write
+
+    def slow_write(*args: Any) -> None:
+        writing.set()
+        release.wait(5)
+        real_write(*args)
+
+    monkeypatch.setattr(uploads_module, "_write", slow_write)
+
+    async def big_then_stalled() -> AsyncIterator[bytes]:
+        yield PDF + b"x" * (2 * MiB)
+        await asyncio.sleep(60)
+        yield b"never"
+
+    saving = asyncio.create_task(store.save("local", "in.pdf", big_then_stalled(), 10 * MiB, 60))
+    assert await asyncio.to_thread(writing.wait, 5)
+    saving.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await saving
+    await asyncio.sleep(0.05)
     assert files_under(store.root) == []
 
 

@@ -39,6 +39,7 @@ EXPECTED_OPERATIONS = {
     ("GET", "/v1/jobs"): "list_jobs",
     ("GET", "/v1/jobs/{job_id}"): "get_job",
     ("GET", "/v1/jobs/{job_id}/result"): "get_job_result",
+    ("GET", "/v1/jobs/{job_id}/files/{file_id}"): "get_job_file",
     ("GET", "/v1/jobs/{job_id}/events"): "stream_job_events",
     ("DELETE", "/v1/jobs/{job_id}"): "delete_job",
     ("POST", "/v1/jobs/{job_id}/cancel"): "cancel_job",

@@ -192,3 +192,19 @@ def test_a_keep_alive_client_may_pause_between_requests_longer_than_the_timeout(
             sock.sendall(request)
             assert status_line(read_response(sock)) == b"HTTP/1.1 200 OK"
             time.sleep(TIMEOUT_SECONDS * 2)
+
+
+def test_a_large_body_read_at_once_is_not_counted_as_a_head(processes: Processes) -> None:
+    """A request whose body's last read (up to 256 KiB) also ends it was once counted as
+    the next request's head: any body over 64 KiB could be refused 431."""
+    serve = processes.serve()
+    body = b'{"data": "' + b"x" * 900_000 + b'"}'
+    head = (
+        b"POST /v1/jobs/qr HTTP/1.1\r\nHost: offload\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(address(serve), timeout=10) as sock:
+        sock.sendall(head + body)
+        assert status_line(read_response(sock)) == b"HTTP/1.1 422 Unprocessable Entity"
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: offload\r\n\r\n")
+        assert status_line(read_response(sock)) == b"HTTP/1.1 200 OK"

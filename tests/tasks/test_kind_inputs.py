@@ -22,6 +22,7 @@ from service.app import create_app
 from service.settings import Settings
 from tasks.deps import AttemptDep
 from tasks.kinds import FileInput, KindDeclarationError, declare_kind
+from tests.support.files import upload
 from tests.support.jobs import wait_for_job
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -112,9 +113,10 @@ async def no_jobs(client: httpx.AsyncClient) -> bool:
 async def test_a_job_reads_its_uploaded_inputs(
     client: httpx.AsyncClient, any_backend: Backend
 ) -> None:
-    first, second = await stored(any_backend, PDF), await stored(any_backend, PDF + b"%more")
+    first = await upload(client, PDF)  # through POST /v1/files, as a client does
+    second = await stored(any_backend, PDF + b"%more")
     logo = await stored(any_backend, PNG)
-    response = await submit(client, file_ids=[first.id, second.id], logo_file_id=logo.id)
+    response = await submit(client, file_ids=[first["id"], second.id], logo_file_id=logo.id)
     assert response.status_code == 202, response.text
     done = await wait_for_job(client, response.json()["id"])
     assert done["status"] == "succeeded", done
@@ -144,6 +146,17 @@ async def test_a_missing_file_is_a_422_naming_its_field(
     missing_logo = await submit(client, file_ids=[good.id], logo_file_id="0" * 32)
     assert [error["field"] for error in missing_logo.json()["errors"]] == ["logo_file_id"]
     assert await no_jobs(client)
+
+
+async def test_a_file_that_expires_before_a_later_job_starts_is_a_422(
+    client: httpx.AsyncClient, any_backend: Backend
+) -> None:
+    soon = await stored(any_backend, PDF, ttl=60)
+    late = await submit(client, file_ids=[soon.id], delay_s=120)
+    assert late.status_code == 422, late.text
+    [error] = late.json()["errors"]
+    assert error["field"] == "file_ids.0" and "before the job may start" in error["message"]
+    assert (await submit(client, file_ids=[soon.id], delay_s=30)).status_code == 202
 
 
 async def test_a_file_of_the_wrong_type_is_a_415_naming_it(
