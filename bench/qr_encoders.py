@@ -15,6 +15,8 @@ non-ASCII text) at level M, scale 10, border 4. Candidates:
   ``tasks.qr_matrix`` and the batch writers use now.
 
 Every candidate's first output is decoded with zbar to show that it is a real code.
+Last, the single-code path (``tasks.qr_render.render_qr``, PNG/SVG/PDF) on the zxing-cpp
+matrix against the same renderer on qrcode's matrix.
 """
 
 from __future__ import annotations
@@ -156,6 +158,33 @@ def main() -> None:
     say("ratio to the plain qrcode PNG loop (one core):")
     for name, rate in rates.items():
         say(f"  {name:20s} {rate / baseline:5.2f}x")
+    single_code(items[: max(1, args.items // 3)])
+
+
+def _qrcode_modules(data: str, level: ErrorCorrection) -> tuple[bytes, ...]:
+    qr = fit_qr(data, level)
+    qr.make(fit=False)
+    return tuple(bytes(row) for row in qr.get_matrix())
+
+
+def single_code(items: list[str]) -> None:
+    from schemas.qr import QrOptions
+    from tasks import qr_matrix, qr_render
+
+    for fmt in ("png", "svg", "pdf"):
+        options = [QrOptions(data=data, format=fmt) for data in items]
+        rates = []
+        for modules in (qr_matrix.zxing_modules, _qrcode_modules):
+            qr_render.qr_modules = modules  # type: ignore[assignment]
+            started = time.perf_counter()
+            for one in options:
+                qr_render.render_qr(one)
+            rates.append(len(options) / (time.perf_counter() - started))
+        qr_render.qr_modules = qr_matrix.qr_modules
+        say(
+            f"single-code render_qr {fmt}: zxing-cpp matrix {rates[0]:.0f}/s, "
+            f"qrcode matrix {rates[1]:.0f}/s ({rates[0] / rates[1]:.1f}x)"
+        )
 
 
 if __name__ == "__main__":
