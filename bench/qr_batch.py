@@ -16,8 +16,7 @@ the submit returns (so it counts the worker's parsed copy of the inline request,
 grows with the items), and the peak RSS (VmHWM) of the CPU pool's processes. Then the
 same zip png jobs from an uploaded CSV, whose rows are streamed: no request grows with the
 items. Then the writer alone (items drawn and archived in this process, the request parsed
-before tracing starts): what streaming keeps flat, but for the ZIP's central directory
-(~190 bytes an entry, kept until the archive is closed).
+before tracing starts): the ZIP's central directory is spooled to disk, so that stays flat.
 """
 
 from __future__ import annotations
