@@ -135,7 +135,7 @@ def writer_peak(size: int, fmt: str, folder: Path) -> int:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--formats", nargs="+", default=["png", "svg"])
+    parser.add_argument("--formats", nargs="+", default=["png", "svg", "pdf"])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best counts")
     args = parser.parse_args()
     say(f"cores {len(os.sched_getaffinity(0))}, scale {SCALE}; {load()}")

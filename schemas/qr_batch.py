@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.qr import COLOUR_PATTERN, MAX_DATA_CHARACTERS, ErrorCorrection, WholeNumber
+from schemas.qr_sheet import SheetOptions
 
 MAX_INLINE_ITEMS = 10_000
 MAX_CSV_ROWS = 100_000
@@ -31,6 +32,7 @@ class BatchFormat(StrEnum):
 
 class BatchOutput(StrEnum):
     zip = "zip"
+    pdf = "pdf"
 
 
 class QrBatchItem(BaseModel):
@@ -90,6 +92,11 @@ class QrBatchOptions(BaseModel):
                     "output": "zip",
                 },
                 {"csv_file_id": "f_01JF3Z8Q4W1G6R1V2X0N3M4K5P", "format": "svg"},
+                {
+                    "items": [{"data": "https://example.com/t/1", "label": "Seat A1"}],
+                    "output": "pdf",
+                    "sheet": {"page": "A4", "columns": 4, "rows": 6},
+                },
             ]
         },
     )
@@ -134,5 +141,12 @@ class QrBatchOptions(BaseModel):
     light: str = Field(default="#FFFFFF", description="Background colour.", pattern=COLOUR_PATTERN)
     output: BatchOutput = Field(
         default=BatchOutput.zip,
-        description="zip: the images and manifest.csv (item, file, status, error).",
+        description=(
+            "zip: the images and manifest.csv (item, file, status, error). pdf: a printable "
+            "sheet of vector codes with their labels, laid out by sheet (format, scale, "
+            "border and colours are the sheet's), and manifest.csv naming each item's page."
+        ),
+    )
+    sheet: SheetOptions | None = Field(
+        default=None, description="Page, grid and labels of the PDF sheet; default layout if unset."
     )

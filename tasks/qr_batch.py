@@ -1,4 +1,4 @@
-"""The bulk QR kind: many codes from inline items or an uploaded CSV, into a ZIP.
+"""The bulk QR kind: many codes from inline items or an uploaded CSV, into a ZIP or a PDF.
 
 The task opens the inputs and hands the items to tasks/qr_batch_pipeline.py, which draws
 them in chunks on every core and writes them as they come. An item that cannot be drawn is
@@ -8,6 +8,7 @@ listed as failed in the manifest; the job fails only when the batch itself is un
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,7 +20,8 @@ from brokers.backoff import Backoff
 from brokers.lifecycle import JobFailure
 from brokers.uploads import Upload
 from schemas.jobs import JobResult, Lane
-from schemas.qr_batch import MAX_BODY_BYTES, QrBatchOptions
+from schemas.qr_batch import MAX_BODY_BYTES, BatchOutput, QrBatchOptions
+from schemas.qr_sheet import SheetOptions
 from service.settings import Settings
 from tasks.deps import AttemptDep, JobAttempt
 from tasks.kinds import FileInput, declare_kind
@@ -33,7 +35,7 @@ from tasks.qr_batch_items import (
     inline_items,
 )
 from tasks.qr_batch_logo import LogoError, check_logo_header, prepare_logo
-from tasks.qr_batch_pipeline import InvalidBatchInput, write_zip
+from tasks.qr_batch_pipeline import InvalidBatchInput, write_pdf, write_zip
 
 QR_BATCH_TIMEOUT_SECONDS = 3600.0
 """100,000 codes take about a minute on two cores; an hour means something is wrong."""
@@ -84,8 +86,14 @@ async def run_qr_batch(options: QrBatchOptions, attempt: AttemptDep) -> dict[str
         logo_png=await _logo(options, attempt),
     )
     try:
-        files, counts = await write_zip(attempt, items, total, draw)
-        shape = {"output": "zip", "format": options.format.value}
+        if options.output is BatchOutput.pdf:
+            layout = options.sheet or SheetOptions()
+            draw = dataclasses.replace(draw, sheet_max_modules=layout.max_symbol_modules)
+            files, counts = await write_pdf(attempt, items, total, draw, layout)
+            shape = {"output": "pdf"}
+        else:
+            files, counts = await write_zip(attempt, items, total, draw)
+            shape = {"output": "zip", "format": options.format.value}
     finally:
         close = getattr(items, "close", None)  # a CSV reader's open file
         if close is not None:
@@ -99,6 +107,8 @@ def check_qr_batch(options: QrBatchOptions, settings: Settings) -> None:
     if (options.items is None) == (options.csv_file_id is None):
         field = "items" if options.items is None else "csv_file_id"
         raise _invalid(field, "give exactly one of items and csv_file_id")
+    if options.output is BatchOutput.pdf and options.logo_file_id is not None:
+        raise _invalid("logo_file_id", "a logo is drawn on ZIP images only, not on a PDF sheet")
 
 
 def qr_batch_inputs(options: QrBatchOptions) -> Iterable[FileInput]:
@@ -135,7 +145,7 @@ QR_BATCH = declare_kind(
     name="qr_batch",
     request=QrBatchOptions,
     task=run_qr_batch,
-    summary="Queue up to 10,000 QR codes (100,000 from a CSV) for a ZIP with a manifest.",
+    summary="Queue up to 10,000 QR codes (100,000 from a CSV) for a ZIP or a PDF sheet.",
     lane=Lane.BULK,
     max_attempts=2,
     timeout_s=QR_BATCH_TIMEOUT_SECONDS,

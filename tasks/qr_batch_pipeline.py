@@ -2,7 +2,7 @@
 
 Items are read one chunk at a time (off the event loop: from a CSV that is file reading); up
 to two chunks a core are in the CPU pool at once, and each drawn chunk is written (to the ZIP,
-in order, so memory holds a few chunks whatever
+or handed to the PDF sheet writer's thread) in order, so memory holds a few chunks whatever
 the batch's size. Progress is reported after each chunk, which is also where a cancel stops
 the job; on any stop, steps still running are killed and the scratch files removed.
 """
@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import queue
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator
 from itertools import islice
 
 from brokers.lifecycle import JobFailure
 from schemas.jobs import ResultFile
+from schemas.qr_sheet import SheetOptions
 from tasks.deps import JobAttempt
-from tasks.qr_batch_archive import QrArchive
+from tasks.qr_batch_archive import QrArchive, manifest_row
 from tasks.qr_batch_draw import DrawnItem, DrawOptions, draw_chunk
 from tasks.qr_batch_items import BatchInputError, BatchItem
 from tasks.qr_batch_manifest import ManifestWriter
+from tasks.qr_sheet import SheetCode, write_qr_sheet
 
 CHUNK_ITEMS = 250
 """Items per CPU step: ~0.1 s of drawing, so a cancel or a report is never far away."""
@@ -29,6 +34,7 @@ CHUNKS_PER_CORE = 2
 """Chunks in the pool per core: one drawing, one waiting, so no core idles while this
 process writes the archive or reports progress (a SQLite progress write of a job with 10,000
 inline items rewrites its 2 MB row: ~20-50 ms)."""
+SHEET_NAME = "qr-codes.pdf"
 
 
 class InvalidBatchInput(JobFailure):
@@ -100,3 +106,94 @@ async def write_zip(
         await asyncio.to_thread(archive.close)
         stored = await attempt.keep_file("archive", "qr-codes.zip", path, "application/zip")
     return [stored], Counts(archive.manifest, done)
+
+
+class _SheetStopped(Exception):
+    """The job stopped (a cancel, a failure): the sheet writer's thread gives up."""
+
+
+class _SheetFeed:
+    """Hands drawn chunks to the sheet writer's thread, which writes the manifest rows and
+    yields the codes that ``write_qr_sheet`` lays out; at most a few chunks wait between."""
+
+    def __init__(self, manifest: ManifestWriter, per_page: int, size: int) -> None:
+        self.manifest = manifest
+        self.per_page = per_page
+        self._chunks: queue.Queue[list[DrawnItem] | None] = queue.Queue(maxsize=size)
+        self._stopped = threading.Event()
+
+    def codes(self) -> Iterator[SheetCode]:
+        placed = 0
+        while True:
+            drawn = self._chunks.get()
+            if self._stopped.is_set():
+                raise _SheetStopped
+            if drawn is None:
+                return
+            for one in drawn:
+                row = manifest_row(one)
+                if one.modules is not None:
+                    page = placed // self.per_page + 1
+                    row = dataclasses.replace(row, file=f"{SHEET_NAME}#page={page}")
+                    placed += 1
+                self.manifest.write(row)
+                if one.modules is not None:
+                    yield SheetCode(one.modules, one.item.label)
+
+    async def put(self, drawn: list[DrawnItem] | None, writer: asyncio.Future[int]) -> None:
+        pause = 0.001
+        while True:
+            if writer.done():
+                await writer  # its error, if it failed; else it ended early: a bug
+                raise RuntimeError("the sheet writer ended before its last code")
+            try:
+                self._chunks.put_nowait(drawn)
+                return
+            except queue.Full:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.02)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with contextlib.suppress(queue.Full):
+            self._chunks.put_nowait(None)  # wakes a writer waiting on an empty queue
+
+
+async def write_pdf(
+    attempt: JobAttempt,
+    items: Iterator[BatchItem],
+    total: int,
+    options: DrawOptions,
+    layout: SheetOptions,
+) -> tuple[list[ResultFile], Counts]:
+    """The items laid out on a PDF sheet (tasks/qr_sheet.py, in a thread, fed in order as
+    chunks are drawn), and manifest.csv naming each item's page: result files "sheet" and
+    "manifest"."""
+    done = 0
+    await attempt.report(0, total)
+    async with (
+        attempt.scratch_file(".pdf") as sheet_path,
+        attempt.scratch_file(".csv") as manifest_path,
+    ):
+        with manifest_path.open("w", encoding="utf-8", newline="") as manifest_file:
+            window = CHUNKS_PER_CORE * attempt.backend.settings.cpu_workers + 1
+            feed = _SheetFeed(ManifestWriter(manifest_file), layout.per_page, window)
+            writer = asyncio.ensure_future(
+                asyncio.to_thread(write_qr_sheet, feed.codes(), layout, sheet_path)
+            )
+            try:
+                drawn_chunks = drawn_in_order(attempt, items, options)
+                async with contextlib.aclosing(drawn_chunks):
+                    async for drawn in drawn_chunks:
+                        await feed.put(drawn, writer)
+                        done += len(drawn)
+                        await attempt.report(done, total)
+                await feed.put(None, writer)
+                await writer
+            except BaseException:
+                feed.stop()
+                await asyncio.gather(writer, return_exceptions=True)
+                raise
+        sheet = await attempt.keep_file("sheet", SHEET_NAME, sheet_path, "application/pdf")
+        listing = await attempt.keep_file("manifest", "manifest.csv", manifest_path, "text/csv")
+    return [sheet, listing], Counts(feed.manifest, done)

@@ -7,15 +7,19 @@ import csv
 import io
 import json
 import random
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from PIL import Image
 
 from tasks.qr_batch_names import ARCHIVE_NAME
 from tests.support.jobs import wait_for_job
-from tests.support.qr_decode import decode
+from tests.support.qr_decode import decode, decode_image
 
 PATH = "/v1/jobs/qr-batch"
 
@@ -128,13 +132,28 @@ async def test_this_route_takes_a_body_over_the_default_limit_and_others_do_not(
     huge = b'{"items": [' + b'{"data": "a"},' * (16 * 1_048_576 // 14) + b'{"data": "a"}]}'
     over = await client.post(PATH, content=huge, headers={"content-type": "application/json"})
     assert over.status_code == 413
-    job = await wait_for_job(client, accepted.json()["id"], timeout=90)
+    job = await long_poll(client, accepted.json()["id"])
     assert job["status"] == "succeeded" and job["result"]["data"]["ok"] == 10_000
 
 
-async def test_a_batch_cancelled_mid_way_ends_cancelled(client: httpx.AsyncClient) -> None:
+async def long_poll(client: httpx.AsyncClient, job_id: str, timeout: float = 90) -> Any:
+    """Wait as a client of a big job would: each read of a job with 10,000 inline items
+    parses its 2 MB request, so wait_for_job's 10 ms polling would slow the worker."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        job = (await client.get(f"/v1/jobs/{job_id}", params={"wait": 5})).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+@pytest.mark.parametrize("output", ["zip", "pdf"])
+async def test_a_batch_cancelled_mid_way_ends_cancelled(
+    client: httpx.AsyncClient, output: str
+) -> None:
     items = [{"data": f"https://example.com/slow/{i}" + "z" * 200} for i in range(10_000)]
-    response = await client.post(PATH, json={"items": items, "scale": 20, "format": "png"})
+    body = {"items": items, "scale": 20, "format": "png", "output": output}
+    response = await client.post(PATH, json=body)
     job_id = response.json()["id"]
     for _ in range(2000):
         job = (await client.get(f"/v1/jobs/{job_id}")).json()
@@ -150,3 +169,64 @@ async def test_a_batch_cancelled_mid_way_ends_cancelled(client: httpx.AsyncClien
     assert final["result"] is None
     after = await run_batch(client, {"items": [{"data": "after the cancel"}]})
     assert after[0]["result"]["data"]["ok"] == 1
+
+
+def run_tool(*args: str) -> str:
+    tool = shutil.which(args[0])
+    assert tool is not None, f"{args[0]} is missing: apt-get install -y qpdf poppler-utils"
+    result = subprocess.run([tool, *args[1:]], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def test_a_pdf_sheet_passes_qpdf_and_every_code_decodes_on_its_page(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    items = [{"data": f"https://example.com/seat/{i}", "label": f"Seat {i} ✓"} for i in range(14)]
+    items.insert(5, {"data": "é" * 1000, "label": "too large for a 3x2 cell"})
+    body = {"items": items, "output": "pdf", "sheet": {"columns": 3, "rows": 2, "page": "Letter"}}
+    response = await client.post(PATH, json=body)
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(client, response.json()["id"], timeout=60)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["data"] == {"items": 15, "ok": 14, "failed": 1, "output": "pdf"}
+    sheet_file, manifest_file = job["result"]["files"]
+    assert (sheet_file["name"], manifest_file["name"]) == ("qr-codes.pdf", "manifest.csv")
+    download = await client.get(f"/v1/jobs/{job['id']}/result")
+    assert download.headers["content-type"] == "application/pdf"
+    sheet = tmp_path / "sheet.pdf"
+    sheet.write_bytes(download.content)
+    run_tool("qpdf", "--check", str(sheet))
+    assert "Pages:           3" in run_tool("pdfinfo", str(sheet))
+    listing = await client.get(manifest_file["url"])
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(listing.content.decode("utf-8"))))
+    assert rows[5]["status"] == "failed" and "modules across" in rows[5]["error"]
+    for page in (1, 2, 3):
+        expected = {row["data"] for row in rows if row["file"] == f"qr-codes.pdf#page={page}"}
+        assert len(expected) == (6 if page < 3 else 2)
+        prefix = tmp_path / f"page{page}"
+        run_tool(
+            "pdftoppm",
+            "-r",
+            "150",
+            "-png",
+            "-singlefile",
+            "-f",
+            str(page),
+            "-l",
+            str(page),
+            str(sheet),
+            str(prefix),
+        )
+        with Image.open(f"{prefix}.png") as image:
+            assert set(decode_image(image)) == expected
+        text = run_tool("pdftotext", "-f", str(page), "-l", str(page), str(sheet), "-")
+        assert all(row["label"] in text for row in rows if row["data"] in expected)
+
+
+async def test_a_logo_on_a_pdf_sheet_is_refused_at_submit(client: httpx.AsyncClient) -> None:
+    body = {"items": [{"data": "a"}], "output": "pdf", "logo_file_id": "f_1"}
+    response = await client.post(PATH, json=body)
+    assert response.status_code == 422
+    assert "logo_file_id" in [e["field"] for e in response.json()["errors"]]
