@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator
 from itertools import islice
@@ -35,6 +36,25 @@ CHUNKS_PER_CORE = 2
 process writes the archive or reports progress (a SQLite progress write of a job with 10,000
 inline items rewrites its 2 MB row: ~20-50 ms)."""
 SHEET_NAME = "qr-codes.pdf"
+REPORT_SECONDS = 1.0
+"""Least time between two progress reports of a batch (the last is always made): each write
+of a job with 10,000 inline items rewrites its 2 MB SQLite row, and wakes every long-poll
+client, which reads it all again."""
+
+
+class _Reporter:
+    """``attempt.report`` at most every REPORT_SECONDS; a cancel between reports is still
+    seen within that time here, or by the watcher that kills a step past its grace."""
+
+    def __init__(self, attempt: JobAttempt, total: int) -> None:
+        self._attempt, self._total = attempt, total
+        self._last = float("-inf")
+
+    async def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= REPORT_SECONDS or done >= self._total:
+            self._last = now
+            await self._attempt.report(done, self._total)
 
 
 class InvalidBatchInput(JobFailure):
@@ -90,7 +110,8 @@ async def write_zip(
 ) -> tuple[list[ResultFile], Counts]:
     """The items drawn into a ZIP with manifest.csv, kept as the result file "archive"."""
     done = 0
-    await attempt.report(0, total)
+    report = _Reporter(attempt, total)
+    await report(0)
     async with attempt.scratch_file(".zip") as path:
         archive = await asyncio.to_thread(QrArchive, path)
         try:
@@ -99,7 +120,7 @@ async def write_zip(
                 async for drawn in drawn_chunks:
                     await asyncio.to_thread(_add_all, archive, drawn)
                     done += len(drawn)
-                    await attempt.report(done, total)
+                    await report(done)
         except BaseException:
             await asyncio.to_thread(archive.discard)
             raise
@@ -170,7 +191,8 @@ async def write_pdf(
     chunks are drawn), and manifest.csv naming each item's page: result files "sheet" and
     "manifest"."""
     done = 0
-    await attempt.report(0, total)
+    report = _Reporter(attempt, total)
+    await report(0)
     async with (
         attempt.scratch_file(".pdf") as sheet_path,
         attempt.scratch_file(".csv") as manifest_path,
@@ -187,7 +209,7 @@ async def write_pdf(
                     async for drawn in drawn_chunks:
                         await feed.put(drawn, writer)
                         done += len(drawn)
-                        await attempt.report(done, total)
+                        await report(done)
                 await feed.put(None, writer)
                 await writer
             except BaseException:
