@@ -13,6 +13,7 @@ import shutil
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +26,12 @@ _ZIP64_OFFSET = struct.Struct("<HHQ")
 _MAX32 = 0xFFFFFFFF
 _MAX16 = 0xFFFF
 STORED, DEFLATED = 0, 8
+
+
+def _blocks(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while block := source.read(size):
+            yield block
 
 
 def _dos_time(moment: float) -> tuple[int, int]:
@@ -52,7 +59,28 @@ class StreamingZip:
         if deflate:
             packer = zlib.compressobj(6, zlib.DEFLATED, -15)
             data = packer.compress(data) + packer.flush()
-        method = DEFLATED if deflate else STORED
+        self._write_header(name, DEFLATED if deflate else STORED, crc, len(data), size)
+        self._out.write(data)
+        self._offset += len(data)
+
+    def add_file(self, name: str, source: Path) -> None:
+        """The file at ``source`` (the manifest, 10 MB for 100,000 rows) as one deflated
+        entry, read in blocks twice: once for its CRC and sizes, once to write it."""
+        crc, size, packed = 0, 0, 0
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+        for block in _blocks(source):
+            crc, size = zlib.crc32(block, crc), size + len(block)
+            packed += len(packer.compress(block))
+        packed += len(packer.flush())
+        self._write_header(name, DEFLATED, crc, packed, size)
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+        for block in _blocks(source):
+            self._out.write(packer.compress(block))
+        self._out.write(packer.flush())
+        self._offset += packed
+
+    def _write_header(self, name: str, method: int, crc: int, packed: int, size: int) -> None:
+        """The entry's local header, and its central directory record to the spool."""
         encoded = name.encode("utf-8")
         flags = 0 if name.isascii() else 0x800  # bit 11: the name is UTF-8
         header = _LOCAL.pack(
@@ -63,13 +91,12 @@ class StreamingZip:
             self._time,
             self._date,
             crc,
-            len(data),
+            packed,
             size,
             len(encoded),
             0,
         )
         self._out.write(header + encoded)
-        self._out.write(data)
         extra = b""
         offset = self._offset
         if offset > _MAX32:
@@ -84,7 +111,7 @@ class StreamingZip:
             self._time,
             self._date,
             crc,
-            len(data),
+            packed,
             size,
             len(encoded),
             len(extra),
@@ -96,12 +123,8 @@ class StreamingZip:
         )
         self._spool.write(record + encoded + extra)
         self._central_size += len(record) + len(encoded) + len(extra)
-        self._offset += len(header) + len(encoded) + len(data)
+        self._offset += len(header) + len(encoded)
         self._count += 1
-
-    def add_file(self, name: str, source: Path) -> None:
-        """A small file (the manifest) as one deflated entry."""
-        self.add(name, source.read_bytes(), deflate=True)
 
     def close(self) -> None:
         try:

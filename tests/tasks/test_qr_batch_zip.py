@@ -58,3 +58,23 @@ def test_a_discarded_zip_leaves_no_spool(tmp_path: Path) -> None:
     archive.add("000000-a.png", b"x")
     archive.discard()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip"]
+
+
+def test_a_file_is_added_in_blocks(tmp_path: Path) -> None:
+    source = tmp_path / "manifest.csv"
+    content = b"".join(
+        b"%d,000%d-qr.png,ok,,,,https://example.com/%d\r\n" % (i, i, i) for i in range(20_000)
+    )
+    source.write_bytes(content)
+    assert len(content) > 4 * (1 << 16)
+    path = tmp_path / "a.zip"
+    archive = StreamingZip(path, tmp_path / "a.directory")
+    archive.add("000000-a.png", b"png")
+    archive.add_file("manifest.csv", source)
+    archive.add("000001-b.png", b"after")
+    archive.close()
+    with zipfile.ZipFile(path) as written:
+        assert written.testzip() is None
+        assert written.read("manifest.csv") == content
+        assert written.read("000001-b.png") == b"after"
+    assert "No errors detected" in unzip_test(path)
