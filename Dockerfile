@@ -52,11 +52,6 @@ ENV PYTHONUNBUFFERED=1 \
     PATH="/app/.venv/bin:${PATH}" \
     OFFLOAD_DATA_DIR=/data
 
-# DejaVu Sans: the font PDF labels and watermarks are set in (tasks/pdf_font.py).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core=2.37-6 \
-    && rm -rf /var/lib/apt/lists/*
-
 # Non-root user with a fixed numeric id, and the data directory it owns.
 # The ownership is set before VOLUME so a fresh named volume inherits it.
 RUN groupadd --system --gid 10001 offload \

@@ -13,20 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from brokers import broker
-from schemas.jobs import JobResult, Lane
+from schemas.jobs import JobResult
 from schemas.pdf_draw import PdfStampQrRequest, PdfWatermarkRequest
 from service.settings import Settings
 from tasks.deps import AttemptDep, JobAttempt
 from tasks.job_secrets import SecretUnreadable, opened
-from tasks.kinds import declare_kind
 from tasks.pdf_draw import check_stamp_qr
 from tasks.pdf_draw_files import stamp_qr_file, watermark_file
 from tasks.pdf_jobs import PdfJobFailure, pdf_limits_of, run_pdf_step
 from tasks.pdf_ops import Source
-from tasks.pdf_submit import check_single_file, seal_passwords, single_input
+from tasks.pdf_submit import declare_pdf_kind, seal_passwords
 
-DRAW_TIMEOUT_SECONDS = 600.0
-"""Thousands of pages a second: ten minutes means something is wrong."""
 PDF_TYPE = "application/pdf"
 
 
@@ -66,28 +63,16 @@ def check_stamp_request(request: PdfStampQrRequest, settings: Settings) -> None:
     seal_passwords(request, settings)
 
 
-_COMMON: dict[str, Any] = {
-    "lane": Lane.INTERACTIVE,
-    "max_attempts": 2,
-    "timeout_s": DRAW_TIMEOUT_SECONDS,
-    "inputs": single_input,
-    "check_files": check_single_file,
-}
-PDF_WATERMARK = declare_kind(
-    name="pdf_watermark",
-    path="/v1/jobs/pdf/watermark",
+PDF_WATERMARK = declare_pdf_kind(
+    "watermark",
     request=PdfWatermarkRequest,
     task=watermark_pdf_job,
     summary="Queue a text watermark to be drawn on pages of an uploaded PDF.",
-    check=seal_passwords,
-    **_COMMON,
 )
-PDF_STAMP_QR = declare_kind(
-    name="pdf_stamp_qr",
-    path="/v1/jobs/pdf/stamp-qr",
+PDF_STAMP_QR = declare_pdf_kind(
+    "stamp-qr",
     request=PdfStampQrRequest,
     task=stamp_qr_pdf_job,
     summary="Queue a vector QR code to be stamped on pages of an uploaded PDF.",
     check=check_stamp_request,
-    **_COMMON,
 )

@@ -31,11 +31,10 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # Debian fonts-dejavu-core
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-)
-"""Where DejaVu Sans lives; ``OFFLOAD_PDF_FONT`` names another TrueType file."""
+PACKAGED_FONT = Path(__file__).parent / "fonts" / "DejaVuSans.ttf"
+"""DejaVu Sans ships in the package (its licence, fonts/LICENSE, allows it), so a wheel
+installed anywhere draws labels with no system font; ``OFFLOAD_PDF_FONT`` names another
+TrueType file (one with CJK glyphs, say)."""
 FONT_NAME = "OFLSUB+DejaVuSans"
 _INVISIBLE = frozenset({"Cc", "Cf"})
 
@@ -44,7 +43,8 @@ AddObject = Callable[[PdfObject], IndirectObject]
 
 
 class FontMissingError(RuntimeError):
-    """No TrueType font to set text with: install fonts-dejavu-core or set OFFLOAD_PDF_FONT."""
+    """No TrueType font to set text with: the packaged one is gone, or OFFLOAD_PDF_FONT names
+    no file."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ def load_font(path: Path | None = None) -> FontFile:
 
 def _find_font() -> Path:
     configured = os.environ.get("OFFLOAD_PDF_FONT")
-    for candidate in (configured, *FONT_CANDIDATES):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FontMissingError(f"no TrueType font at {configured or ' or '.join(FONT_CANDIDATES)}")
+    candidate = Path(configured) if configured else PACKAGED_FONT
+    if not candidate.is_file():
+        raise FontMissingError(f"no TrueType font at {candidate}")
+    return candidate
 
 
 @dataclass

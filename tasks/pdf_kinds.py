@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from brokers import broker
-from schemas.jobs import JobResult, Lane, ResultFile
+from schemas.jobs import JobResult, ResultFile
 from schemas.pdf import (
     MAX_SPLIT_FILES,
     PdfDecryptRequest,
@@ -30,19 +30,10 @@ from schemas.pdf import (
 from tasks import pdf_metadata, pdf_ops
 from tasks.deps import AttemptDep, JobAttempt
 from tasks.job_secrets import SecretUnreadable, opened
-from tasks.kinds import declare_kind
 from tasks.pdf_jobs import PdfJobFailure, pdf_limits_of, run_pdf_step
 from tasks.pdf_ops import Source
-from tasks.pdf_submit import (
-    check_merge_files,
-    check_single_file,
-    merge_inputs,
-    seal_passwords,
-    single_input,
-)
+from tasks.pdf_submit import check_merge_files, declare_pdf_kind, merge_inputs
 
-PDF_TIMEOUT_SECONDS = 600.0
-"""5,000 pages take seconds for any operation here; ten minutes means something is wrong."""
 PDF_TYPE = "application/pdf"
 
 
@@ -198,95 +189,54 @@ async def decrypt_pdf_job(request: PdfDecryptRequest, attempt: AttemptDep) -> di
     return _result({"pages": pages, "was_encrypted": was_encrypted}, [stored])
 
 
-_COMMON: dict[str, Any] = {
-    "lane": Lane.INTERACTIVE,
-    "max_attempts": 2,
-    "timeout_s": PDF_TIMEOUT_SECONDS,
-}
-PDF_MERGE = declare_kind(
-    name="pdf_merge",
-    path="/v1/jobs/pdf/merge",
+PDF_MERGE = declare_pdf_kind(
+    "merge",
     request=PdfMergeRequest,
     task=merge_pdf_job,
     summary="Queue uploaded PDFs to be merged, in order, into one.",
+    check=None,
     inputs=merge_inputs,
     check_files=check_merge_files,
-    **_COMMON,
 )
-PDF_SPLIT = declare_kind(
-    name="pdf_split",
-    path="/v1/jobs/pdf/split",
+PDF_SPLIT = declare_pdf_kind(
+    "split",
     request=PdfSplitRequest,
     task=split_pdf_job,
     summary="Queue an uploaded PDF to be split into one PDF per page range (a ZIP or files).",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_ROTATE = declare_kind(
-    name="pdf_rotate",
-    path="/v1/jobs/pdf/rotate",
+PDF_ROTATE = declare_pdf_kind(
+    "rotate",
     request=PdfRotateRequest,
     task=rotate_pdf_job,
     summary="Queue pages of an uploaded PDF to be turned 90, 180 or 270°.",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_EXTRACT_TEXT = declare_kind(
-    name="pdf_extract_text",
-    path="/v1/jobs/pdf/extract-text",
+PDF_EXTRACT_TEXT = declare_pdf_kind(
+    "extract-text",
     request=PdfExtractTextRequest,
     task=extract_text_job,
     summary="Queue the text of an uploaded PDF to be extracted as JSON.",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_READ_METADATA = declare_kind(
-    name="pdf_read_metadata",
-    path="/v1/jobs/pdf/read-metadata",
+PDF_READ_METADATA = declare_pdf_kind(
+    "read-metadata",
     request=PdfReadMetadataRequest,
     task=read_metadata_job,
     summary="Queue the metadata of an uploaded PDF to be read into the job's result.",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_WRITE_METADATA = declare_kind(
-    name="pdf_write_metadata",
-    path="/v1/jobs/pdf/write-metadata",
+PDF_WRITE_METADATA = declare_pdf_kind(
+    "write-metadata",
     request=PdfWriteMetadataRequest,
     task=write_metadata_job,
     summary="Queue an uploaded PDF to be written with new metadata (Info and XMP).",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_ENCRYPT = declare_kind(
-    name="pdf_encrypt",
-    path="/v1/jobs/pdf/encrypt",
+PDF_ENCRYPT = declare_pdf_kind(
+    "encrypt",
     request=PdfEncryptRequest,
     task=encrypt_pdf_job,
     summary="Queue an uploaded PDF to be encrypted with AES-256.",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )
-PDF_DECRYPT = declare_kind(
-    name="pdf_decrypt",
-    path="/v1/jobs/pdf/decrypt",
+PDF_DECRYPT = declare_pdf_kind(
+    "decrypt",
     request=PdfDecryptRequest,
     task=decrypt_pdf_job,
     summary="Queue an encrypted uploaded PDF to be written without it.",
-    check=seal_passwords,
-    inputs=single_input,
-    check_files=check_single_file,
-    **_COMMON,
 )

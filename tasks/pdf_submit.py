@@ -4,20 +4,25 @@ many parts. Each refusal is a 422 naming the body field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from pydantic import BaseModel
+from taskiq import AsyncTaskiqDecoratedTask
 
 from brokers.uploads import Upload
+from schemas.jobs import Lane
 from schemas.pdf import MAX_SPLIT_FILES, PdfInput, PdfMergeRequest, PdfSplitRequest
 from schemas.pdf_ranges import out_of_range
 from service.settings import Settings
 from tasks.job_secrets import opened, seal_fields
-from tasks.kinds import FileInput
+from tasks.kinds import FileInput, Kind, declare_kind
 from tasks.pdf_checks import field_fault, probe_inputs, refuse
 from tasks.pdf_jobs import pdf_limits_of
 
 PDF = frozenset({"application/pdf"})
+PDF_TIMEOUT_SECONDS = 600.0
+"""5,000 pages take seconds for any operation here; ten minutes means something is wrong."""
 
 
 def merge_inputs(request: PdfMergeRequest) -> Iterator[FileInput]:
@@ -102,3 +107,30 @@ def _ranges_field(request: BaseModel) -> str | None:
         if getattr(request, name, None) is not None:
             return name
     return None
+
+
+def declare_pdf_kind(
+    operation: str,
+    *,
+    request: type[PdfInput] | type[PdfMergeRequest],
+    task: AsyncTaskiqDecoratedTask[Any, Any],
+    summary: str,
+    check: Callable[[Any, Settings], object] | None = seal_passwords,
+    inputs: Callable[[Any], Iterable[FileInput]] = single_input,
+    check_files: Callable[[Any, Settings, dict[str, Upload]], object] = check_single_file,
+) -> Kind[Any]:
+    """One PDF operation as a kind: ``POST /v1/jobs/pdf/<operation>``, kind
+    ``pdf_<operation>``, its uploads checked at submit, interactive, two runs at most."""
+    return declare_kind(
+        name="pdf_" + operation.replace("-", "_"),
+        path=f"/v1/jobs/pdf/{operation}",
+        request=request,
+        task=task,
+        summary=summary,
+        check=check,
+        inputs=inputs,
+        check_files=check_files,
+        lane=Lane.INTERACTIVE,
+        max_attempts=2,
+        timeout_s=PDF_TIMEOUT_SECONDS,
+    )

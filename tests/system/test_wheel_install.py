@@ -3,6 +3,7 @@ checkout, and run from a directory where nothing can be imported from the checko
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pypdf import PdfWriter
 
 from tests.support.jobs import wait_for_job
+from tests.support.pdf_tools import pdf_text
 from tests.support.processes import REPO_ROOT, Processes
 
 pytestmark = pytest.mark.slow
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.slow
 PACKAGES = ("service", "brokers", "tasks", "schemas")
 MODULES = ("scheduler",)
 MODULE_FILES = {f"{module}.py" for module in MODULES}
+PACKAGE_DATA = {"tasks/fonts/DejaVuSans.ttf", "tasks/fonts/LICENSE"}
 
 
 def uv() -> str:
@@ -88,7 +92,9 @@ def our_sources() -> set[str]:
     return {
         name
         for name in checkout_files()
-        if (name.startswith(ours) and name.endswith(".py")) or name in MODULE_FILES
+        if (name.startswith(ours) and name.endswith(".py"))
+        or name in MODULE_FILES
+        or name in PACKAGE_DATA
     }
 
 
@@ -130,8 +136,30 @@ async def test_the_installed_wheel_serves_and_runs_workers(
         assert job["status"] == "succeeded", job
         result = await http.get(f"/v1/jobs/{job['id']}/result")
         assert result.status_code == 200 and b"<svg" in result.content
+        await watermark_from_the_wheel(http, tmp_path)
 
     processes.offload_worker(timeout=30)
+
+
+async def watermark_from_the_wheel(http: httpx.AsyncClient, tmp_path: Path) -> None:
+    """Text in PDFs is set in the font the package ships, found from site-packages."""
+    blank = io.BytesIO()
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.write(blank)
+    uploaded = await http.post(
+        "/v1/files", files={"file": ("blank.pdf", blank.getvalue(), "application/pdf")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    response = await http.post(
+        "/v1/jobs/pdf/watermark", json={"file_id": uploaded.json()["id"], "text": "Ünïcode ✓"}
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(http, response.json()["id"], timeout=30)
+    assert job["status"] == "succeeded", job
+    output = tmp_path / "watermarked.pdf"
+    output.write_bytes((await http.get(f"/v1/jobs/{job['id']}/result")).content)
+    assert "Ünïcode ✓" in pdf_text(output)
 
 
 def ready(base_url: str | None) -> bool:
