@@ -70,10 +70,16 @@ def create_app(backend: Backend | None = None, *, embedded_worker: bool | None =
     )
     app.state.backend = backend
     install_handlers(app, backend.unavailable_errors, explain_not_found=jobs.explain_unrouted)
+    route_limits = {
+        ("POST", kind.path): max(kind.max_body_bytes, backend.settings.max_body_bytes)
+        for kind in declared_kinds()
+        if kind.max_body_bytes is not None
+    }
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=backend.settings.max_body_bytes,
         streamed=frozenset({("POST", UPLOAD_PATH)}),
+        route_limits=route_limits,
     )
     app.add_middleware(HeadMiddleware)
     install_docs(app)

@@ -79,6 +79,9 @@ class Kind(Generic[RequestT]):
     ValidationError naming the request fields at fault (the API answers 422)."""
     route: str | None = None
     """The submit path when it is not ``/v1/jobs/<name>`` (``/v1/jobs/pdf/merge``)."""
+    max_body_bytes: int | None = None
+    """The submit body limit of this kind's route when not OFFLOAD_MAX_BODY_BYTES (bulk
+    QR's 10,000 inline items need more than 1 MiB)."""
     inputs: Callable[[RequestT], Iterable[FileInput]] | None = None
     """The uploads a request names. At submit each must be the caller's, unexpired and not
     empty (else 422 naming its field) and of an accepted sniffed type (else 415)."""
@@ -133,6 +136,7 @@ def declare_kind(
     backoff: Backoff | None = None,
     check: Callable[[RequestT, Settings], object] | None = None,
     path: str | None = None,
+    max_body_bytes: int | None = None,
     inputs: Callable[[RequestT], Iterable[FileInput]] | None = None,
     check_files: Callable[[RequestT, Settings, dict[str, Upload]], object] | None = None,
 ) -> Kind[RequestT]:
@@ -150,6 +154,7 @@ def declare_kind(
         backoff=backoff or Backoff(),
         check=check,
         route=path,
+        max_body_bytes=max_body_bytes,
         inputs=inputs,
         check_files=check_files,
     )
@@ -203,6 +208,8 @@ def _faults(kind: Kind[Any]) -> list[str]:
         # Submit sets the label from the job or the kind: one on the task would be a second
         # default that silently loses.
         faults.append("the task has its own timeout label; give timeout_s to the kind")
+    if kind.max_body_bytes is not None and kind.max_body_bytes <= 0:
+        faults.append("max_body_bytes must be over 0")
     if kind.backoff.base_s <= 0 or kind.backoff.cap_s < kind.backoff.base_s:
         faults.append("backoff needs 0 < base_s <= cap_s")
     if kind.check_files is not None and kind.inputs is None:
