@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from pypdf import PdfReader, PdfWriter, apply_configuration
-from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError, WrongPasswordError
+from pypdf.errors import (
+    DependencyError,
+    FileNotDecryptedError,
+    LimitReachedError,
+    PyPdfError,
+    WrongPasswordError,
+)
 from pypdf.generic import DictionaryObject
 
 DEFAULT_MAX_PAGES = 5_000
@@ -30,9 +36,13 @@ HEADER_WINDOW = 1024
 """PDF readers accept ``%PDF-`` anywhere in the first 1,024 bytes (PDF 32000-1, annex H)."""
 
 # What pypdf raises on a malformed file besides its own errors: a broken xref or object
-# stream surfaces as whatever the parser tripped on.
+# stream surfaces as whatever the parser tripped on; a feature pypdf lacks (certificate
+# encryption, /Adobe.PubSec; a filter it cannot decode) as NotImplementedError or
+# DependencyError, which no retry can help either.
 _MALFORMED = (
     PyPdfError,
+    NotImplementedError,
+    DependencyError,
     ValueError,
     KeyError,
     IndexError,

@@ -14,6 +14,7 @@ from tests.support.jobs import wait_for_job
 from tests.support.pdfs import (
     bomb_pdf,
     broken_stream_pdf,
+    certificate_encrypted_pdf,
     corrupt_pdf,
     encrypted_pdf,
     numbered_pdf,
@@ -70,6 +71,18 @@ async def test_a_corrupt_pdf_the_probe_cannot_see_fails_as_invalid_pdf(
     job = await failed(client, "rotate", {"file_id": broken["id"], "angle": 90})
     assert job["error"]["type"] == "invalid_pdf"
     assert job["error"]["message"].startswith("broken.pdf is not a readable PDF")
+    await a_good_job_runs(client)
+
+
+async def test_a_pdf_encrypted_for_certificates_is_refused_at_submit(
+    client: httpx.AsyncClient,
+) -> None:
+    sealed = await upload(client, certificate_encrypted_pdf(), "sealed.pdf")
+    response = await client.post("/v1/jobs/pdf/rotate", json={"file_id": sealed["id"], "angle": 90})
+    messages = field_messages(response)
+    assert list(messages) == ["file_id"]
+    assert messages["file_id"].startswith("sealed.pdf is not a readable PDF")
+    await nothing_stored(client)
     await a_good_job_runs(client)
 
 

@@ -96,6 +96,15 @@ def broken_stream_pdf() -> bytes:
     return good[:start] + header + b"@" * (end - start - len(header)) + good[end:]
 
 
+def certificate_encrypted_pdf() -> bytes:
+    """A PDF encrypted for certificates (/Adobe.PubSec), a handler pypdf does not implement:
+    no password can open it here."""
+    plain = numbered_pdf(1)
+    entry = b"trailer\n<<\n/Encrypt << /Filter /Adobe.PubSec /V 5 >>\n/ID [<00> <00>]"
+    assert b"trailer\n<<" in plain
+    return plain.replace(b"trailer\n<<", entry, 1)
+
+
 def qpdf_check(path: Path, password: str | None = None) -> str:
     """``qpdf --check``'s output; raises if qpdf finds errors (exit 2) or warnings (3)."""
     command = [_tool("qpdf")]
