@@ -50,9 +50,12 @@ class QrArchive:
         self._manifest_file.close()
         try:
             self._zip.add_file(MANIFEST_NAME, self._manifest_path)
-            self._zip.close()
+        except BaseException:
+            self._zip.discard()  # a full disk: close the archive, remove its spool
+            raise
         finally:
             self._manifest_path.unlink(missing_ok=True)
+        self._zip.close()
 
     def discard(self) -> None:
         """Stop without a manifest (a cancel, a failure): the caller removes the archive."""

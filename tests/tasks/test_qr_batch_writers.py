@@ -237,3 +237,19 @@ def test_batch_items_cross_the_pool_boundary() -> None:
     assert pickle.loads(pickle.dumps(item)) == item
     draw = DrawOptions(format=BatchFormat.svg, scale=1, border=0, max_png_pixels=1)
     assert pickle.loads(pickle.dumps(draw)) == draw
+
+
+def test_an_archive_whose_manifest_cannot_join_leaves_no_spool_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "codes.zip"
+    archive = QrArchive(path)
+    archive.add(drawn([{"data": "a"}])[0])
+    monkeypatch.setattr(archive._zip, "add_file", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        archive.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.zip"]
+    assert archive._zip._out.closed
