@@ -100,7 +100,14 @@ class PdfMergeRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"file_ids": ["3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b", "9c8b7a6f5e4d"]}]
+            "examples": [
+                {
+                    "file_ids": [
+                        "3f1c9e0a4b2d4f6e8a7b5c3d1e0f9a8b",
+                        "9c8b7a6f5e4d4c3b2a1f0e9d8c7b6a5f",
+                    ]
+                }
+            ]
         },
     )
 

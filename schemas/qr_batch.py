@@ -91,7 +91,7 @@ class QrBatchOptions(BaseModel):
                     "scale": 8,
                     "output": "zip",
                 },
-                {"csv_file_id": "f_01JF3Z8Q4W1G6R1V2X0N3M4K5P", "format": "svg"},
+                {"csv_file_id": "5b2e8c0d9a7f4e3b8c1d6a0f2e9b7c4d", "format": "svg"},
                 {
                     "items": [{"data": "https://example.com/t/1", "label": "Seat A1"}],
                     "output": "pdf",

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from brokers import backend
+from brokers.uploads import UPLOAD_ID
 from service.app import create_app
 from tasks.kinds import declared_kinds
 
@@ -79,6 +80,20 @@ def test_every_kind_has_its_submit_operation_with_examples() -> None:
         component = body["schema"]["$ref"].removeprefix("#/components/schemas/")
         assert spec["components"]["schemas"][component]["examples"], kind.name
         assert set(operation["responses"]) >= {"200", "202", "409", "413", "415", "422", "503"}
+
+
+def test_every_file_id_in_a_submit_example_could_be_an_upload() -> None:
+    """A client that copies an example gets 422 for the file, never for its id's shape."""
+    checked = 0
+    for kind in KINDS:
+        if kind.inputs is None:
+            continue
+        for example in kind.request.model_json_schema().get("examples", []):
+            request = kind.request.model_validate(example)
+            for wanted in kind.inputs(request):
+                assert UPLOAD_ID.fullmatch(wanted.file_id), (kind.name, wanted)
+                checked += 1
+    assert checked > 0
 
 
 def test_the_kind_is_one_enum_of_every_declared_kind() -> None:
