@@ -61,7 +61,25 @@ async def check_inputs(
             await run_in_threadpool(kind.check_files, request, settings, found)
         except ValidationError as invalid:
             raise located(invalid, "body") from None
+        except FileNotFoundError as error:
+            gone = _deleted_meanwhile(wanted, found, error)
+            if not gone:
+                raise
+            raise RequestValidationError(gone) from None
     return found
+
+
+def _deleted_meanwhile(
+    wanted: list[FileInput], found: dict[str, Upload], error: FileNotFoundError
+) -> list[dict[str, Any]]:
+    """The 422 entries of the inputs whose content ``check_files`` found gone: deleted or
+    purged between the look-up and the look inside (the job would fail input_missing)."""
+    missing = str(error.filename)
+    return [
+        _invalid(item, f"file {item.file_id} was deleted or expired")
+        for item in wanted
+        if item.file_id in found and str(found[item.file_id].path) == missing
+    ]
 
 
 def _look_up(uploads: LocalUploadStore, tenant: str, wanted: list[FileInput]) -> dict[str, Upload]:

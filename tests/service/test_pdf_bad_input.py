@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from brokers.factory import Backend
+from brokers.uploads import Upload
 from tests.support.files import upload
 from tests.support.jobs import wait_for_job
 from tests.support.pdfs import (
@@ -83,6 +84,28 @@ async def test_a_pdf_encrypted_for_certificates_is_refused_at_submit(
     assert list(messages) == ["file_id"]
     assert messages["file_id"].startswith("sealed.pdf is not a readable PDF")
     await nothing_stored(client)
+    await a_good_job_runs(client)
+
+
+async def test_a_file_deleted_while_the_submit_checks_it_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import inputs
+
+    look_up = inputs._look_up
+
+    def then_deleted(*args: Any) -> dict[str, Upload]:
+        found = look_up(*args)
+        for one in found.values():
+            one.path.unlink()  # a DELETE or the purge landing right after the look-up
+        return found
+
+    monkeypatch.setattr(inputs, "_look_up", then_deleted)
+    source = await upload(client, numbered_pdf(2), "gone.pdf")
+    response = await client.post("/v1/jobs/pdf/rotate", json={"file_id": source["id"], "angle": 90})
+    assert field_messages(response) == {"file_id": f"file {source['id']} was deleted or expired"}
+    await nothing_stored(client)
+    monkeypatch.undo()
     await a_good_job_runs(client)
 
 
