@@ -99,6 +99,7 @@ def main() -> None:
         one = paths[0]
         # The progress a job's step really writes, to a real file.
         progress = ProgressFile(folder / "progress")
+        (folder / "progress").touch()
         locked = folder / "locked.pdf"
         encrypt(Source(one), "pw", None, locked, limits)
         out = folder / "out"

@@ -15,7 +15,8 @@ RECORD_BYTES = 32
 
 @dataclass
 class ProgressFile:
-    """Callable ``progress(done, total)``; picklable (a path and two numbers)."""
+    """Callable ``progress(done, total)``; picklable (a path and two numbers). ``path``
+    must exist (the job creates it); once it is removed, progress is dropped."""
 
     path: Path | None = None
     _last_write: float = field(default=0.0, repr=False)
@@ -28,7 +29,12 @@ class ProgressFile:
             return
         self._last_write = now
         record = f"{done} {total}".encode().ljust(RECORD_BYTES)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            # Never O_CREAT: the job makes the file and removes it when the step ends; a
+            # step cut short but not yet killed must not bring it back, to be left behind.
+            descriptor = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            return
         try:
             os.pwrite(descriptor, record, 0)
         finally:

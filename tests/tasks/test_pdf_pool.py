@@ -31,6 +31,7 @@ async def test_a_merge_in_the_pool_reports_progress_and_imports_no_broker(
     for path in paths:
         await asyncio.to_thread(path.write_bytes, numbered_pdf(2))
     out, progress = tmp_path / "out.pdf", tmp_path / "progress"
+    progress.touch()
     sources = [Source(path, path.name) for path in paths]
     pages = await pool.run(merge, sources, out, PdfLimits(), ProgressFile(progress))
     assert pages == 6
