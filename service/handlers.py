@@ -108,8 +108,18 @@ async def _on_unexpected(request: Request, error: Exception) -> Response:
 
 async def _on_unavailable(request: Request, error: Exception) -> Response:
     logger.warning("backend unavailable on %s %s: %s", request.method, request.url.path, error)
-    unavailable = BackendUnavailableError(f"the job backend cannot be reached: {error}")
+    unavailable = BackendUnavailableError(
+        f"the job backend cannot be reached: {_public_reason(error)}"
+    )
     return problem_response(unavailable.problem(request.url.path), unavailable.headers)
+
+
+def _public_reason(error: Exception) -> str:
+    """What a client may read of ``error``: an OSError's reason without the server path it
+    names (an upload's or a result's place on disk); the log keeps it whole."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return error.strerror or type(error).__name__
+    return str(error)
 
 
 def _explains_nothing(path: str) -> None:

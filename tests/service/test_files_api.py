@@ -417,6 +417,20 @@ async def test_concurrent_uploads_each_keep_their_bytes(client: httpx.AsyncClien
         assert (await client.get(f"/v1/files/{info['id']}")).content == content
 
 
+async def test_a_storage_error_is_a_503_that_names_no_server_path(
+    client: httpx.AsyncClient, any_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/offload/uploads/6c6f63616c/ab")
+
+    monkeypatch.setattr(any_backend.uploads, "save", refused)
+    response = await client.post("/v1/files", files={"file": ("a.pdf", PDF, "application/pdf")})
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Permission denied" in response.json()["detail"]
+    assert "/srv/offload" not in response.text
+
+
 async def test_a_full_disk_is_a_507_and_leaves_no_file(
     client: httpx.AsyncClient, any_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
