@@ -95,11 +95,26 @@ async def run_qr_batch(options: QrBatchOptions, attempt: AttemptDep) -> dict[str
             files, counts = await write_zip(attempt, items, total, draw)
             shape = {"output": "zip", "format": options.format.value}
     finally:
-        close = getattr(items, "close", None)  # a CSV reader's open file
-        if close is not None:
-            await asyncio.to_thread(close)
+        await close_items(items)
     result = JobResult(data={**counts.as_data(), **shape}, files=files)
     return result.model_dump(mode="json")
+
+
+async def close_items(items: object, tries: int = 500) -> None:
+    """Close a CSV reader (its open file). A cancel can land while a worker thread is inside
+    the reader's ``next`` (reading one chunk): closing then raises "generator already
+    executing", so it is asked again until that read has returned."""
+    close = getattr(items, "close", None)
+    if close is None:
+        return
+    for _ in range(tries - 1):
+        try:
+            await asyncio.to_thread(close)
+        except ValueError:
+            await asyncio.sleep(0.01)
+        else:
+            return
+    await asyncio.to_thread(close)
 
 
 def check_qr_batch(options: QrBatchOptions, settings: Settings) -> None:
