@@ -17,12 +17,14 @@ server or renew a lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -60,6 +62,8 @@ class CpuPool:
         self.workers = workers
         self._pool: ProcessPool | None = None
         self._closing = False
+        self._unfinished: set[Future[Any]] = set()
+        self._unfinished_lock = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -88,6 +92,9 @@ class CpuPool:
         except (BrokenProcessPool, RuntimeError):
             self._pool = None  # one fresh pool, then give up
             future = self._running_pool().schedule(fn, args=args)
+        with self._unfinished_lock:
+            self._unfinished.add(future)
+        future.add_done_callback(self._forget)
         return cast("Future[T]", future)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -106,6 +113,10 @@ class CpuPool:
                 raise asyncio.CancelledError("the worker shut down during this step") from died
             raise CpuStepDied(f"the process running this step died: {died}") from died
 
+    def _forget(self, future: Future[Any]) -> None:
+        with self._unfinished_lock:
+            self._unfinished.discard(future)
+
     def reopen(self) -> None:
         """Accept steps again after :meth:`close` (a broker started again: tests, embedded)."""
         self._closing = False
@@ -121,3 +132,10 @@ class CpuPool:
             pool.join(timeout)
         except TimeoutError:
             logger.warning("CPU pool processes still running %.0f s after stop", timeout)
+        # pebble's stop can kill a running step's process without ever finishing its future
+        # (about one close in six with a step running): its awaiter would wait forever.
+        with self._unfinished_lock:
+            unfinished = list(self._unfinished)
+        for future in unfinished:
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(BrokenProcessPool("the CPU pool was stopped"))
