@@ -216,10 +216,15 @@ def pool_processes() -> list[int]:
     return pids
 
 
+LONG_PAGES = 4000
+"""Long enough to be seen running with progress before it ends: 1,500 pages once finished
+on an idle machine between two looks."""
+
+
 async def test_a_pool_process_killed_mid_job_is_run_again_and_nothing_is_lost(
     client: httpx.AsyncClient,
 ) -> None:
-    source = await upload(client, numbered_pdf(1500), "long.pdf")
+    source = await upload(client, numbered_pdf(LONG_PAGES), "long.pdf")
     response = await client.post("/v1/jobs/pdf/extract-text", json={"file_id": source["id"]})
     job_id = response.json()["id"]
     for _ in range(600):
@@ -236,7 +241,7 @@ async def test_a_pool_process_killed_mid_job_is_run_again_and_nothing_is_lost(
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2
     assert [error["type"] for error in job["attempt_errors"]] == ["cpu_step_died"]
-    assert job["result"]["data"]["pages"] == 1500
+    assert job["result"]["data"]["pages"] == LONG_PAGES
 
 
 async def test_a_repeated_submit_with_its_key_finds_the_job_though_passwords_are_sealed(
