@@ -59,7 +59,8 @@ class LocalFileStore:
         """Make ``written`` (from :meth:`scratch`) the result file ``file_id``, atomically."""
         file_id = _checked_file_id(file_id)
         folder = self._location(job_id)
-        if written.parent != folder:
+        # mkstemp answers absolute paths; the root may be relative (./offload-data).
+        if written.resolve().parent != folder.resolve():
             raise ValueError(f"{written} is not a scratch file of job {job_id}")
         digest = hashlib.sha256()
         size = 0

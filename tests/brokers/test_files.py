@@ -125,6 +125,18 @@ def test_a_scratch_file_kept_becomes_the_result_with_its_size_and_digest(tmp_pat
     assert store.path(JOB_ID, "archive-1").read_bytes() == content  # type: ignore[union-attr]
 
 
+def test_a_scratch_file_is_kept_under_a_relative_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`./dev serve` keeps data in ./offload-data: a relative root."""
+    monkeypatch.chdir(tmp_path)
+    store = LocalFileStore(Path("offload-data") / "files")
+    scratch = store.scratch(JOB_ID, ".pdf")
+    scratch.write_bytes(b"%PDF-1.7")
+    kept = store.keep(JOB_ID, "sheet-1", "sheet.pdf", scratch, "application/pdf")
+    assert kept.size == 8 and store.path(JOB_ID, "sheet-1") is not None
+
+
 def test_only_the_jobs_own_scratch_files_can_be_kept(tmp_path: Path) -> None:
     store = LocalFileStore(tmp_path / "files")
     outside = tmp_path / "elsewhere.zip"
